@@ -1,0 +1,161 @@
+//! Typed hotplug events: what the decoder produces and what recordings store.
+use serde::{Deserialize, Serialize};
+
+/// One traced kernel call, at its exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// CLOCK_MONOTONIC at function exit (the recording header maps it to wall-clock time).
+    pub ts_ns: u64,
+    /// Time spent in the function (0 when the call began before the probe attached).
+    pub duration_ns: u64,
+    pub tid: u32,
+    pub op: Op,
+}
+
+impl Event {
+    pub fn start_ns(&self) -> u64 {
+        self.ts_ns.saturating_sub(self.duration_ns)
+    }
+}
+
+/// A zone as the kernel names it: node and index into `pgdat->node_zones`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ZoneId {
+    pub node: i32,
+    pub zone: u8,
+}
+
+/// A zone span: `zone_start_pfn` and `spanned_pages`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Span {
+    pub start_pfn: u64,
+    pub spanned_pages: u64,
+}
+
+impl Span {
+    pub fn end_pfn(&self) -> u64 {
+        self.start_pfn + self.spanned_pages
+    }
+}
+
+/// The vmem_altmap passed to `arch_add_memory`: the range hosts its own memmap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Altmap {
+    pub base_pfn: u64,
+    /// Pages of the range taken for the memmap (`alloc`), after the call.
+    pub alloc: u64,
+    /// Pages skipped for alignment (`align`), after the call.
+    pub align: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Op {
+    /// `add_memory_resource`: the hot-add as a whole.
+    AddMemoryResource {
+        start: u64,
+        size: u64,
+        mhp_flags: u32,
+        /// The nid argument; a memory-group id when `MHP_NID_IS_MGID` is set, not a node.
+        nid_arg: i32,
+        ret: i32,
+    },
+    /// `arch_add_memory`: the real node, and the altmap when the memmap is self-hosted.
+    ArchAddMemory {
+        node: i32,
+        start: u64,
+        size: u64,
+        altmap: Option<Altmap>,
+        ret: i32,
+    },
+    MhpInitMemmapOnMemory {
+        pfn: u64,
+        nr_pages: u64,
+        zone: ZoneId,
+        ret: i32,
+    },
+    OnlinePages {
+        pfn: u64,
+        nr_pages: u64,
+        zone: ZoneId,
+        ret: i32,
+    },
+    /// Memmap initialisation of an onlined range, and the zone span growing.
+    MovePfnRangeToZone {
+        pfn: u64,
+        nr_pages: u64,
+        zone: ZoneId,
+        before: Span,
+        after: Span,
+    },
+    OfflinePages {
+        pfn: u64,
+        nr_pages: u64,
+        zone: ZoneId,
+        ret: i32,
+    },
+    RemovePfnRangeFromZone {
+        pfn: u64,
+        nr_pages: u64,
+        zone: ZoneId,
+        before: Span,
+        after: Span,
+    },
+    SetZoneContiguous {
+        zone: ZoneId,
+        /// `zone->contiguous` at entry (callers clear it first on some kernels) and at exit.
+        entry: bool,
+        contiguous: bool,
+        span: Span,
+    },
+    TryRemoveMemory {
+        start: u64,
+        size: u64,
+        ret: i32,
+    },
+}
+
+impl Op {
+    /// The kernel function that produced this event.
+    pub fn function(&self) -> &'static str {
+        match self {
+            Op::AddMemoryResource { .. } => "add_memory_resource",
+            Op::ArchAddMemory { .. } => "arch_add_memory",
+            Op::MhpInitMemmapOnMemory { .. } => "mhp_init_memmap_on_memory",
+            Op::OnlinePages { .. } => "online_pages",
+            Op::MovePfnRangeToZone { .. } => "move_pfn_range_to_zone",
+            Op::OfflinePages { .. } => "offline_pages",
+            Op::RemovePfnRangeFromZone { .. } => "remove_pfn_range_from_zone",
+            Op::SetZoneContiguous { .. } => "set_zone_contiguous",
+            Op::TryRemoveMemory { .. } => "try_remove_memory",
+        }
+    }
+}
+
+/// `MHP_*` flags of `add_memory_resource` (#defines, not in BTF; values from
+/// include/linux/memory_hotplug.h, stable across 6.1-7.2).
+pub mod mhp {
+    pub const MERGE_RESOURCE: u32 = 1 << 0;
+    pub const MEMMAP_ON_MEMORY: u32 = 1 << 1;
+    pub const NID_IS_MGID: u32 = 1 << 2;
+    pub const OFFLINE_INACCESSIBLE: u32 = 1 << 3;
+
+    pub fn describe(flags: u32) -> String {
+        let names = [
+            (MERGE_RESOURCE, "MERGE_RESOURCE"),
+            (MEMMAP_ON_MEMORY, "MEMMAP_ON_MEMORY"),
+            (NID_IS_MGID, "NID_IS_MGID"),
+            (OFFLINE_INACCESSIBLE, "OFFLINE_INACCESSIBLE"),
+        ];
+        let set: Vec<&str> = names
+            .iter()
+            .filter(|(b, _)| flags & b != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        if set.is_empty() {
+            "NONE".into()
+        } else {
+            set.join("|")
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The live loop: drain the ring buffer on a short timer (the kernel side never wakes us),
+//! decode, hand events on; stop at the deadline or on SIGINT/SIGTERM.
+use std::{future, time::Duration};
+
+use anyhow::{Context, Result};
+use log::debug;
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    time::{interval, sleep, MissedTickBehavior},
+};
+
+use crate::{decode, event::Event, loader::Tracer};
+
+/// How often the ring buffer is drained. Hotplug events are rare; 1 MiB of ring holds ~9000.
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LiveCounts {
+    pub events: u64,
+    pub undecodable: u64,
+}
+
+/// Runs until `duration` has passed (forever if None) or a signal arrives; returns why it
+/// stopped ("duration", "SIGINT", "SIGTERM") and what it saw.
+pub async fn run(
+    tracer: &mut Tracer,
+    duration: Option<Duration>,
+    mut on_event: impl FnMut(Event) -> Result<()>,
+    mut on_tick: impl FnMut() -> Result<()>,
+) -> Result<(&'static str, LiveCounts)> {
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut tick = interval(DRAIN_INTERVAL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let deadline = async {
+        match duration {
+            Some(d) => sleep(d).await,
+            None => future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut counts = LiveCounts::default();
+    let reason = loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                drain(tracer, &mut counts, &mut on_event)?;
+                on_tick()?;
+            }
+            _ = &mut deadline => break "duration",
+            _ = sigint.recv() => break "SIGINT",
+            _ = sigterm.recv() => break "SIGTERM",
+        }
+    };
+    drain(tracer, &mut counts, &mut on_event)?;
+    on_tick()?;
+    Ok((reason, counts))
+}
+
+fn drain(
+    tracer: &mut Tracer,
+    counts: &mut LiveCounts,
+    on_event: &mut impl FnMut(Event) -> Result<()>,
+) -> Result<()> {
+    let mut result = Ok(());
+    tracer.drain(|bytes| {
+        if result.is_err() {
+            return;
+        }
+        match decode::parse_raw(bytes).and_then(|raw| decode::decode(&raw)) {
+            Ok(ev) => {
+                counts.events += 1;
+                result = on_event(ev);
+            }
+            Err(e) => {
+                counts.undecodable += 1;
+                debug!("undecodable record: {e}");
+            }
+        }
+    });
+    result
+}
+
+/// CLOCK_MONOTONIC (what bpf_ktime_get_ns reads) and CLOCK_REALTIME, read back to back.
+pub fn clocks() -> crate::recording::Clock {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid clock id and out-pointer.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    crate::recording::Clock {
+        monotonic_ns: read(libc::CLOCK_MONOTONIC),
+        realtime_ns: read(libc::CLOCK_REALTIME),
+    }
+}
