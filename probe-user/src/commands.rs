@@ -24,6 +24,7 @@ use crate::{
 
 /// A loaded tracer with everything needed to interpret its events.
 struct Session {
+    signals: live::StopSignals,
     host: Host,
     tracer: Tracer,
     frame: Frame,
@@ -31,6 +32,7 @@ struct Session {
 }
 
 fn start_session() -> Result<Session> {
+    let signals = live::StopSignals::install()?;
     let host = Host::detect();
     let frame = frame::read(Path::new("/"))
         .context("reading the static frame (sysfs memory blocks, /proc/zoneinfo)")?;
@@ -57,6 +59,7 @@ fn start_session() -> Result<Session> {
         block_size_bytes: frame.block_size_bytes,
     };
     Ok(Session {
+        signals,
         host,
         tracer,
         frame,
@@ -75,6 +78,7 @@ fn failure_lines(probes: &[ProbeStatus]) -> String {
 /// `mhpscope record`: NDJSON to a file or stdout.
 pub async fn record(output: Option<PathBuf>, duration: Option<Duration>) -> Result<()> {
     let Session {
+        mut signals,
         host,
         mut tracer,
         frame,
@@ -109,6 +113,7 @@ pub async fn record(output: Option<PathBuf>, duration: Option<Duration>) -> Resu
     let writer = std::cell::RefCell::new(writer);
     let (reason, counts) = live::run(
         &mut tracer,
+        &mut signals,
         duration,
         |ev| Ok(writer.borrow_mut().write(&Line::Event(ev))?),
         || Ok(writer.borrow_mut().flush()?),
@@ -148,6 +153,7 @@ pub async fn report(input: Option<PathBuf>, duration: Duration, json: bool) -> R
 
 async fn live_report(duration: Duration) -> Result<Document> {
     let Session {
+        mut signals,
         host,
         mut tracer,
         frame,
@@ -162,6 +168,7 @@ async fn live_report(duration: Duration) -> Result<Document> {
     let started = Instant::now();
     let (_, counts) = live::run(
         &mut tracer,
+        &mut signals,
         Some(duration),
         |ev| {
             model.ingest(&ev);

@@ -5,7 +5,7 @@ use std::{future, time::Duration};
 use anyhow::{Context, Result};
 use log::debug;
 use tokio::{
-    signal::unix::{signal, SignalKind},
+    signal::unix::{signal, Signal, SignalKind},
     time::{interval, sleep, MissedTickBehavior},
 };
 
@@ -20,16 +20,31 @@ pub struct LiveCounts {
     pub undecodable: u64,
 }
 
+/// SIGINT/SIGTERM handlers. Installed before anything is announced, so that a signal can
+/// never kill us between "ready" and the summary.
+pub struct StopSignals {
+    sigint: Signal,
+    sigterm: Signal,
+}
+
+impl StopSignals {
+    pub fn install() -> Result<StopSignals> {
+        Ok(StopSignals {
+            sigint: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            sigterm: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+}
+
 /// Runs until `duration` has passed (forever if None) or a signal arrives; returns why it
 /// stopped ("duration", "SIGINT", "SIGTERM") and what it saw.
 pub async fn run(
     tracer: &mut Tracer,
+    signals: &mut StopSignals,
     duration: Option<Duration>,
     mut on_event: impl FnMut(Event) -> Result<()>,
     mut on_tick: impl FnMut() -> Result<()>,
 ) -> Result<(&'static str, LiveCounts)> {
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut tick = interval(DRAIN_INTERVAL);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let deadline = async {
@@ -47,8 +62,8 @@ pub async fn run(
                 on_tick()?;
             }
             _ = &mut deadline => break "duration",
-            _ = sigint.recv() => break "SIGINT",
-            _ = sigterm.recv() => break "SIGTERM",
+            _ = signals.sigint.recv() => break "SIGINT",
+            _ = signals.sigterm.recv() => break "SIGTERM",
         }
     };
     drain(tracer, &mut counts, &mut on_event)?;
