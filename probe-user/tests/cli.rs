@@ -1,0 +1,292 @@
+//! The `mhpscope` binary as a user runs it: reports from recordings, bad recordings, and
+//! `probes` on whatever kernel the tests run on.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use mhpscope::{
+    event::{Altmap, Event, Op, Span, ZoneId},
+    frame::{BlockFrame, Frame, NodeFrame, ZoneFrame},
+    host::Host,
+    kernel_btf::default_zone_names,
+    model::Layout,
+    probes::{ProbeStatus, PROBES},
+    recording::{Clock, Header, Line, Summary, Writer, FORMAT_VERSION},
+};
+
+const MIB: u64 = 1 << 20;
+const MOVABLE: ZoneId = ZoneId { node: 1, zone: 3 };
+
+fn mhpscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mhpscope"))
+        .args(args)
+        .output()
+        .expect("mhpscope runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mhpscope-cli-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn recording_lines() -> Vec<Line> {
+    let header = Header {
+        format_version: FORMAT_VERSION,
+        tool_version: "test".into(),
+        host: Host {
+            kernel_release: "6.1.0-test-amd64".into(),
+            lockdown: Some("none".into()),
+            lockdown_in_kernel_log: false,
+            btf_available: true,
+            can_trace: true,
+        },
+        clock: Clock {
+            monotonic_ns: 0,
+            realtime_ns: 0,
+        },
+        layout: Layout {
+            zone_names: default_zone_names(),
+            page_size: 4096,
+            struct_page_size: 64,
+            block_size_bytes: 128 * MIB,
+        },
+        probes: PROBES
+            .iter()
+            .map(|s| ProbeStatus::attached(s, "fentry/fexit"))
+            .collect(),
+        frame: Frame {
+            block_size_bytes: 128 * MIB,
+            page_size: 4096,
+            blocks: vec![BlockFrame {
+                id: 4,
+                state: "online".into(),
+                node: Some(1),
+                valid_zones: Some("Normal".into()),
+            }],
+            nodes: vec![NodeFrame {
+                node: 1,
+                has_cpu: true,
+                has_memory: true,
+            }],
+            zones: vec![ZoneFrame {
+                node: 1,
+                zone: "Movable".into(),
+                start_pfn: None,
+                spanned: 0,
+                present: 0,
+                managed: 0,
+            }],
+        },
+    };
+    let ev = |ts_ns, duration_ns, op| {
+        Line::Event(Event {
+            ts_ns,
+            duration_ns,
+            tid: 9,
+            op,
+        })
+    };
+    let span = |start_pfn, spanned_pages| Span {
+        start_pfn,
+        spanned_pages,
+    };
+    vec![
+        Line::Header(Box::new(header)),
+        ev(
+            1_000,
+            100,
+            Op::ArchAddMemory {
+                node: 1,
+                start: 0x1_0000_0000,
+                size: 128 * MIB,
+                altmap: Some(Altmap {
+                    base_pfn: 0x100000,
+                    alloc: 512,
+                    align: 0,
+                }),
+                ret: 0,
+            },
+        ),
+        ev(
+            2_000,
+            900,
+            Op::AddMemoryResource {
+                start: 0x1_0000_0000,
+                size: 128 * MIB,
+                mhp_flags: 6,
+                nid_arg: 0,
+                ret: 0,
+            },
+        ),
+        ev(
+            3_000,
+            500,
+            Op::MovePfnRangeToZone {
+                pfn: 0x100000,
+                nr_pages: 0x8000,
+                zone: MOVABLE,
+                before: span(0, 0),
+                after: span(0x100000, 0x8000),
+            },
+        ),
+        ev(
+            4_000,
+            50,
+            Op::SetZoneContiguous {
+                zone: MOVABLE,
+                entry: false,
+                contiguous: false,
+                span: span(0x100000, 0x8000),
+            },
+        ),
+        ev(
+            5_000,
+            2_000,
+            Op::OnlinePages {
+                pfn: 0x100200,
+                nr_pages: 32256,
+                zone: MOVABLE,
+                ret: 0,
+            },
+        ),
+        Line::Summary(Box::new(Summary {
+            events: 5,
+            lost_events: 0,
+            undecodable_events: 0,
+            duration_ns: 10_000,
+            end_reason: "SIGINT".into(),
+            frame: None,
+        })),
+    ]
+}
+
+fn write_recording(path: &Path, lines: &[Line]) -> String {
+    let mut buf = Vec::new();
+    {
+        let mut w = Writer::new(&mut buf);
+        for l in lines {
+            w.write(l).unwrap();
+        }
+        w.flush().unwrap();
+    }
+    let text = String::from_utf8(buf).unwrap();
+    fs::write(path, &text).unwrap();
+    text
+}
+
+#[test]
+fn report_from_a_recording() {
+    let path = scratch("good.ndjson");
+    write_recording(&path, &recording_lines());
+    let out = mhpscope(&["report", "--input", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("kernel 6.1.0-test-amd64"), "{text}");
+    assert!(text.contains("9 probes of 9 attached"), "{text}");
+    assert!(text.contains("self-hosted (altmap)"), "{text}");
+    assert!(text.contains("NOT contiguous"), "{text}");
+
+    let out = mhpscope(&["report", "--input", path.to_str().unwrap(), "--json"]);
+    assert!(out.status.success());
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("report --json is one JSON document");
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["events"], 5);
+    assert_eq!(doc["hot_adds"][0]["node"], 1);
+    let block = doc["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == 32)
+        .expect("block 32");
+    assert_eq!(block["vmemmap"]["placement"], "self_hosted");
+    assert_eq!(block["vmemmap"]["pages"], 512);
+    assert_eq!(block["zone"], "Movable");
+    assert_eq!(block["state"], "online");
+}
+
+#[test]
+fn bad_recordings_fail_naming_the_line_and_never_panic() {
+    let good = write_recording(&scratch("base.ndjson"), &recording_lines());
+    let lines: Vec<&str> = good.lines().collect();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "truncated.ndjson",
+            lines[..4].join("\n") + "\n",
+            "ends at line 4 without a summary line",
+        ),
+        (
+            "cut.ndjson",
+            good[..good.len() - 40].to_string(),
+            ":7: not a valid recording line",
+        ),
+        (
+            "corrupt.ndjson",
+            good.replacen(r#""kind":"online_pages""#, r#""kind":"0nline_pages""#, 1),
+            ":6: not a valid recording line",
+        ),
+        (
+            "garbage.ndjson",
+            "\u{7f}ELF\u{2}\u{1}\n".to_string(),
+            ":1: not a valid recording line",
+        ),
+        ("empty.ndjson", String::new(), "truncated"),
+        (
+            "noheader.ndjson",
+            lines[1..].join("\n"),
+            ":1: expected the header line first",
+        ),
+    ];
+    for (name, content, expected) in cases {
+        let path = scratch(name);
+        fs::write(&path, content).unwrap();
+        let out = mhpscope(&["report", "--input", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected {expected:?} in {stderr:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+    }
+    let out = mhpscope(&["report", "--input", "/nonexistent/rec.ndjson"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rec.ndjson"));
+}
+
+/// Runs on the kernel the tests run on (on the development machines: locked down, no fentry).
+/// Whatever it finds, it exits 0 and gives every probe a state and, if detached, a reason.
+#[test]
+fn probes_explains_every_probe() {
+    let out = mhpscope(&["probes", "--json"]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let probes = doc["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), PROBES.len());
+    for p in probes {
+        if p["attached"] == true {
+            assert_eq!(p["method"], "fentry/fexit", "{p}");
+        } else {
+            let why = p["reason"].as_str().unwrap_or("");
+            assert!(why.len() > 10, "a detached probe says why: {p}");
+        }
+    }
+    let out = mhpscope(&["probes"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("of {} probes attached", PROBES.len())),
+        "{text}"
+    );
+}
