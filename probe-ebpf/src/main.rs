@@ -117,6 +117,13 @@ fn ret_of(ctx: &FExitContext) -> i32 {
     ret as i32
 }
 
+/// Argument `n` as a plain number. The verifier types pointer arguments by BTF and refuses
+/// arithmetic such as `zone - node_zones` on them; read through the ctx slot, it is a scalar.
+#[inline(always)]
+fn scalar_arg<C: EbpfContext>(ctx: &C, n: usize) -> u64 {
+    unsafe { bpf_probe_read_kernel((ctx.as_ptr() as *const u64).add(n)) }.unwrap_or(0)
+}
+
 struct ZoneInfo {
     node: u64,
     idx: u64,
@@ -243,7 +250,7 @@ fn pfn_range_zone_exit(ctx: &FExitContext, kind: u32, has_ret: bool) -> u32 {
     let mut ev = new_event(kind, &start, ret);
     ev.args[arg::PFN] = unsafe { ctx.arg(0) };
     ev.args[arg::NR_PAGES] = unsafe { ctx.arg(1) };
-    let zone: u64 = unsafe { ctx.arg(2) };
+    let zone = scalar_arg(ctx, 2);
     fill_zone(&mut ev, &zone_info(zone));
     emit(ctx, &ev);
     0
@@ -255,8 +262,7 @@ fn pfn_range_zone_exit(ctx: &FExitContext, kind: u32, has_ret: bool) -> u32 {
 /// initialises the memmap of the range (memmap_init_range, notrace on 6.1) and grows the span.
 #[fentry(function = "move_pfn_range_to_zone")]
 pub fn move_pfn_range_to_zone_entry(ctx: FEntryContext) -> u32 {
-    let zone: u64 = unsafe { ctx.arg(0) };
-    let z = zone_info(zone);
+    let z = zone_info(scalar_arg(&ctx, 0));
     enter(kind::MOVE_PFN_RANGE_TO_ZONE, z.start_pfn, z.spanned)
 }
 
@@ -269,8 +275,7 @@ pub fn move_pfn_range_to_zone_exit(ctx: FExitContext) -> u32 {
 /// shrinks the span (shrink_zone_span is inlined).
 #[fentry(function = "remove_pfn_range_from_zone")]
 pub fn remove_pfn_range_from_zone_entry(ctx: FEntryContext) -> u32 {
-    let zone: u64 = unsafe { ctx.arg(0) };
-    let z = zone_info(zone);
+    let z = zone_info(scalar_arg(&ctx, 0));
     enter(kind::REMOVE_PFN_RANGE_FROM_ZONE, z.start_pfn, z.spanned)
 }
 
@@ -284,8 +289,7 @@ pub fn remove_pfn_range_from_zone_exit(ctx: FExitContext) -> u32 {
 fn zone_span_exit(ctx: &FExitContext, kind: u32) -> u32 {
     let start = leave(kind);
     let mut ev = new_event(kind, &start, 0);
-    let zone: u64 = unsafe { ctx.arg(0) };
-    let z = zone_info(zone);
+    let z = zone_info(scalar_arg(ctx, 0));
     fill_zone(&mut ev, &z);
     ev.args[arg::PFN] = unsafe { ctx.arg(1) };
     ev.args[arg::NR_PAGES] = unsafe { ctx.arg(2) };
@@ -301,7 +305,7 @@ fn zone_span_exit(ctx: &FExitContext, kind: u32) -> u32 {
 
 #[fentry(function = "set_zone_contiguous")]
 pub fn set_zone_contiguous_entry(ctx: FEntryContext) -> u32 {
-    let zone: u64 = unsafe { ctx.arg(0) };
+    let zone = scalar_arg(&ctx, 0);
     let contiguous: u8 = kread(zone, off!(zone_contiguous));
     enter(kind::SET_ZONE_CONTIGUOUS, contiguous as u64, 0)
 }
@@ -311,7 +315,7 @@ pub fn set_zone_contiguous_entry(ctx: FEntryContext) -> u32 {
 pub fn set_zone_contiguous_exit(ctx: FExitContext) -> u32 {
     let start = leave(kind::SET_ZONE_CONTIGUOUS);
     let mut ev = new_event(kind::SET_ZONE_CONTIGUOUS, &start, 0);
-    let zone: u64 = unsafe { ctx.arg(0) };
+    let zone = scalar_arg(&ctx, 0);
     let z = zone_info(zone);
     fill_zone(&mut ev, &z);
     let after: u8 = kread(zone, off!(zone_contiguous));

@@ -229,6 +229,17 @@ pub fn explain(stage: Stage, e: &ProgramError, host: &Host) -> String {
     }
 }
 
+/// The verifier's own complaint: the line before its statistics block, which starts with
+/// "verification time" (then "stack depth", "processed N insns").
+pub fn verifier_error_line(log: &str) -> &str {
+    let lines: Vec<&str> = log.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let stats = lines
+        .iter()
+        .position(|l| l.starts_with("verification time") || l.starts_with("processed "))
+        .unwrap_or(lines.len());
+    stats.checked_sub(1).map_or("", |i| lines[i])
+}
+
 fn errno_name(code: i32) -> &'static str {
     match code {
         libc::EBUSY => "EBUSY",
@@ -270,6 +281,17 @@ mod tests {
             call: "bpf_raw_tracepoint_open",
             io_error: io::Error::from_raw_os_error(errno),
         })
+    }
+
+    #[test]
+    fn verifier_complaint_not_its_statistics() {
+        let log = "0: (79) r7 = *(u64 *)(r1 +16)\n12: (1f) r9 -= r2\nmath between ptr_ pointer and register with unbounded min value is not allowed\nverification time 120 usec\nstack depth 0\nprocessed 13 insns (limit 1000000) max_states_per_insn 0 total_states 1 peak_states 1 mark_read 1\n";
+        assert_eq!(
+            verifier_error_line(log),
+            "math between ptr_ pointer and register with unbounded min value is not allowed"
+        );
+        assert_eq!(verifier_error_line("only this\n"), "only this");
+        assert_eq!(verifier_error_line(""), "");
     }
 
     #[test]

@@ -516,9 +516,9 @@ fn fmt_ts(ns: u64) -> String {
 
 pub fn fmt_ns(ns: u64) -> String {
     match ns {
-        0..=9_999 => format!("{ns} ns"),
-        10_000..=9_999_999 => format!("{:.1} us", ns as f64 / 1e3),
-        10_000_000..=9_999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} us", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
         _ => format!("{:.2} s", ns as f64 / 1e9),
     }
 }
@@ -542,7 +542,8 @@ mod tests {
     fn human_units() {
         assert_eq!(fmt_ns(950), "950 ns");
         assert_eq!(fmt_ns(12_345), "12.3 us");
-        assert_eq!(fmt_ns(12_345_678), "12.3 ms");
+        assert_eq!(fmt_ns(5_789_000), "5.79 ms");
+        assert_eq!(fmt_ns(12_345_678), "12.35 ms");
         assert_eq!(fmt_ns(12_345_678_901), "12.35 s");
         assert_eq!(fmt_bytes(2 << 20), "2 MiB");
         assert_eq!(fmt_bytes(4096), "4 KiB");

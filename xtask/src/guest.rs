@@ -1,0 +1,98 @@
+//! Host side of the command channel on the guest's /dev/ttyS1 (see init.sh): one request line
+//! "<seq> <command>", answered by the output and "\n@@END <seq> <rc>".
+
+use crate::lines::{Line, LineSocket};
+use crate::qemu::Qemu;
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub struct Guest {
+    sock: LineSocket,
+    seq: u64,
+}
+
+pub struct Output {
+    pub rc: i32,
+    pub text: String,
+}
+
+impl Guest {
+    /// Connects right after qemu starts (before the guest boots, so nothing is lost), then waits
+    /// for the guest's "@@READY".
+    pub fn connect(path: &Path, qemu: &mut Qemu, timeout: Duration) -> Result<Guest> {
+        let sock = LineSocket::connect(path, Duration::from_secs(10)).context("control socket")?;
+        let mut g = Guest { sock, seq: 0 };
+        let deadline = Instant::now() + timeout;
+        loop {
+            match g.sock.read_line()? {
+                // Anything before READY is line noise from the UART's probe.
+                Line::Line(l) if l.ends_with(b"@@READY") => return Ok(g),
+                Line::Line(_) => {}
+                Line::Timeout => {
+                    qemu.ensure_running().context("waiting for the guest to boot")?;
+                    if Instant::now() >= deadline {
+                        bail!("guest did not come up within {} s", timeout.as_secs());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a shell command in the guest; returns its exit code and combined output.
+    pub fn run(&mut self, qemu: &mut Qemu, cmd: &str, timeout: Duration) -> Result<Output> {
+        if cmd.contains('\n') {
+            bail!("guest commands are single lines: {cmd:?}");
+        }
+        self.seq += 1;
+        let marker = format!("@@END {} ", self.seq);
+        self.sock.send(format!("{} {cmd}\n", self.seq).as_bytes())?;
+        let deadline = Instant::now() + timeout;
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            match self.sock.read_line()? {
+                Line::Line(l) => {
+                    if let Some(rc) = l.strip_prefix(marker.as_bytes()) {
+                        let rc: i32 = String::from_utf8_lossy(rc)
+                            .trim()
+                            .parse()
+                            .context("bad @@END line")?;
+                        // The guest puts one '\n' before the marker; everything else is output.
+                        out.pop();
+                        return Ok(Output {
+                            rc,
+                            text: String::from_utf8_lossy(&out).into_owned(),
+                        });
+                    }
+                    out.extend_from_slice(&l);
+                    out.push(b'\n');
+                }
+                Line::Timeout => {
+                    qemu.ensure_running()
+                        .with_context(|| format!("guest command `{cmd}`"))?;
+                    if Instant::now() >= deadline {
+                        bail!(
+                            "guest command `{cmd}` did not finish within {} s",
+                            timeout.as_secs()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Like `run`, but a non-zero exit code is an error.
+    pub fn run_ok(&mut self, qemu: &mut Qemu, cmd: &str, timeout: Duration) -> Result<String> {
+        let o = self.run(qemu, cmd, timeout)?;
+        if o.rc != 0 {
+            bail!("guest command `{cmd}` exited {}: {}", o.rc, o.text.trim());
+        }
+        Ok(o.text)
+    }
+
+    /// Sends a command without waiting for an answer (poweroff).
+    pub fn send_only(&mut self, cmd: &str) -> Result<()> {
+        self.seq += 1;
+        self.sock.send(format!("{} {cmd}\n", self.seq).as_bytes())
+    }
+}

@@ -1,0 +1,187 @@
+//! `cargo xtask lab`: setup, build, fetch the kernel, build the initramfs, boot qemu, run the
+//! scenario, write the artifacts and run `mhpscope report` on the recording.
+
+use crate::guest::Guest;
+use crate::qemu::{Qemu, QemuConfig, CMDLINE};
+use crate::qmp::Qmp;
+use crate::scenario::{self, Ctx};
+use crate::truth::{GroundTruth, KernelInfo};
+use crate::{build_cmd, initramfs, kernel, setup, util};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug, Clone)]
+pub struct LabArgs {
+    /// Kernel to boot (see the table in kernel.rs).
+    #[arg(long, default_value = "6.1")]
+    pub kernel: String,
+    /// Keep the staged initramfs tree (target/lab/<kernel>/work/initramfs) for inspection.
+    #[arg(long)]
+    pub keep: bool,
+    /// Development: run the scenario without mhpscope (no build, record, probes or report).
+    #[arg(long)]
+    pub no_mhpscope: bool,
+}
+
+pub fn out_dir(kernel: &str) -> PathBuf {
+    util::repo_root().join("target").join("lab").join(kernel)
+}
+
+/// Artifacts of previous runs that must not survive into this one.
+const ARTIFACTS: &[&str] = &[
+    "recording.ndjson",
+    "ground-truth.json",
+    "console.log",
+    "qemu.log",
+    "probes.txt",
+    "report.txt",
+    "report.json",
+    "dmesg.txt",
+];
+
+pub fn run(args: &LabArgs) -> Result<GroundTruth> {
+    let t0 = Instant::now();
+    let spec = kernel::lookup(&args.kernel)?;
+    setup::run()?;
+    let mhpscope = if args.no_mhpscope {
+        None
+    } else {
+        Some(build_cmd::run(true)?)
+    };
+
+    let out = out_dir(spec.name);
+    std::fs::create_dir_all(&out)?;
+    for a in ARTIFACTS {
+        let _ = std::fs::remove_file(out.join(a));
+    }
+
+    let t = Instant::now();
+    let k = kernel::fetch(spec)?;
+    println!(
+        "lab: kernel {} {} ({})",
+        k.package,
+        k.version,
+        util::secs(t.elapsed())
+    );
+
+    let t = Instant::now();
+    let work = out.join("work");
+    let initrd = initramfs::build(&work, mhpscope.as_deref(), args.keep)?;
+    println!(
+        "lab: initramfs {} ({})",
+        initrd.display(),
+        util::secs(t.elapsed())
+    );
+
+    let mut truth = GroundTruth {
+        schema_version: 1,
+        kernel: KernelInfo {
+            name: spec.name.into(),
+            package: k.package.clone(),
+            version: k.version.clone(),
+            cmdline: CMDLINE.into(),
+            release: None,
+        },
+        ..Default::default()
+    };
+
+    let result = boot_and_run(&out, &k.vmlinuz, &initrd, mhpscope.is_some(), &mut truth);
+    if let Err(e) = &result {
+        truth.error = Some(format!("{e:#}"));
+    }
+    let gt = out.join("ground-truth.json");
+    std::fs::write(&gt, serde_json::to_string_pretty(&truth)?).context("writing ground-truth.json")?;
+    if let Err(e) = result {
+        let console = out.join("console.log");
+        eprintln!("lab: FAILED: {e:#}");
+        eprintln!(
+            "lab: last lines of {}:\n{}",
+            console.display(),
+            util::tail(&console, 40)
+        );
+        return Err(e.context(format!("lab failed; artifacts in {}", out.display())));
+    }
+    println!(
+        "lab: scenario done ({}); ground truth in {}",
+        util::secs(t0.elapsed()),
+        gt.display()
+    );
+
+    if let Some(bin) = &mhpscope {
+        report(bin, &out)?;
+    }
+    println!(
+        "lab: finished in {}; artifacts in {}",
+        util::secs(t0.elapsed()),
+        out.display()
+    );
+    Ok(truth)
+}
+
+fn boot_and_run(
+    out: &Path,
+    vmlinuz: &Path,
+    initrd: &Path,
+    with_mhpscope: bool,
+    truth: &mut GroundTruth,
+) -> Result<()> {
+    // Short socket directory: unix socket paths must stay under 108 bytes.
+    let sock_dir = std::env::temp_dir().join(format!("mhpscope-lab-{}", std::process::id()));
+    let cfg = QemuConfig {
+        kernel: vmlinuz,
+        initrd,
+        console_log: &out.join("console.log"),
+        qemu_log: &out.join("qemu.log"),
+        sock_dir: &sock_dir,
+    };
+    let epoch = Instant::now();
+    let mut qemu = Qemu::spawn(&cfg)?;
+    truth.qemu_args = qemu.args.clone();
+    let r = (|| -> Result<()> {
+        let t = Instant::now();
+        println!(
+            "lab: booting qemu (TCG), console in {}",
+            cfg.console_log.display()
+        );
+        let ctl = qemu.ctl_sock.clone();
+        let guest = Guest::connect(&ctl, &mut qemu, Duration::from_secs(240)).context("booting the guest")?;
+        let qmp_sock = qemu.qmp_sock.clone();
+        let qmp = Qmp::connect(&qmp_sock, epoch)?;
+        println!("lab: guest up in {}", util::secs(t.elapsed()));
+        let mut ctx = Ctx::new(&mut qemu, guest, qmp, truth, epoch, with_mhpscope, out);
+        let r = scenario::run(&mut ctx);
+        let Ctx { qmp, .. } = ctx;
+        truth.qmp = qmp.log.clone();
+        truth.qmp_events = qmp.events.clone();
+        r
+    })();
+    qemu.kill();
+    let _ = std::fs::remove_dir_all(&sock_dir);
+    r
+}
+
+/// Runs `mhpscope report` on the host: text to the console and report.txt, JSON to report.json.
+fn report(bin: &Path, out: &Path) -> Result<()> {
+    let rec = out.join("recording.ndjson");
+    let text =
+        util::output(Command::new(bin).arg("report").arg("--input").arg(&rec)).context("mhpscope report")?;
+    println!("{text}");
+    std::fs::write(out.join("report.txt"), &text)?;
+    let json = util::output(
+        Command::new(bin)
+            .arg("report")
+            .arg("--input")
+            .arg(&rec)
+            .arg("--json"),
+    )
+    .context("mhpscope report --json")?;
+    std::fs::write(out.join("report.json"), &json)?;
+    println!(
+        "lab: report in {} and report.json",
+        out.join("report.txt").display()
+    );
+    Ok(())
+}

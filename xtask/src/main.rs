@@ -1,0 +1,65 @@
+//! mhpscope's developer automation: `cargo xtask <setup|build|lab|test|check>`.
+
+mod build_cmd;
+mod checks;
+mod guest;
+mod initramfs;
+mod kernel;
+mod lab;
+mod lines;
+mod qemu;
+mod qmp;
+mod report;
+mod scenario;
+mod setup;
+mod test_cmd;
+mod truth;
+mod util;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Build, lab and test automation for mhpscope")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the missing build and lab dependencies (idempotent; needs root to install).
+    Setup,
+    /// Build the mhpscope binary (probe-user and its eBPF object).
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Boot a Debian kernel in qemu and run the memory hotplug scenario under mhpscope.
+    Lab(lab::LabArgs),
+    /// Unit tests, then the lab, then the checks of mhpscope's report against the ground truth.
+    Test(lab::LabArgs),
+    /// Re-run the checks on the artifacts of the last lab run.
+    Check {
+        #[arg(long, default_value = "6.1")]
+        kernel: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let r = match Cli::parse().cmd {
+        Cmd::Setup => setup::run(),
+        Cmd::Build { release } => build_cmd::run(release).map(|_| ()),
+        Cmd::Lab(args) => lab::run(&args).map(|_| ()),
+        Cmd::Test(args) => test_cmd::run(&args),
+        Cmd::Check { kernel } => checks::run_from_files(&lab::out_dir(&kernel)),
+    };
+    // The error chain is the useful part; a backtrace (RUST_BACKTRACE is often set) is noise.
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

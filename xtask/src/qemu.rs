@@ -1,0 +1,140 @@
+//! Starts qemu (TCG) with two NUMA nodes, DIMM slots, a QMP socket and a second serial port as
+//! the command channel, and makes sure it never outlives us.
+
+use crate::util;
+use anyhow::{Context, Result};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct QemuConfig<'a> {
+    pub kernel: &'a Path,
+    pub initrd: &'a Path,
+    /// Guest console (ttyS0) goes here.
+    pub console_log: &'a Path,
+    /// qemu's own stderr goes here.
+    pub qemu_log: &'a Path,
+    /// Directory for the sockets; short, because unix socket paths are limited to 107 bytes.
+    pub sock_dir: &'a Path,
+}
+
+pub struct Qemu {
+    child: Option<Child>,
+    pub args: Vec<String>,
+    pub qmp_sock: PathBuf,
+    pub ctl_sock: PathBuf,
+    pub qemu_log: PathBuf,
+}
+
+pub const CMDLINE: &str =
+    "console=ttyS0 memory_hotplug.memmap_on_memory=1 memhp_default_state=offline panic=-1 quiet loglevel=4";
+
+impl Qemu {
+    pub fn spawn(cfg: &QemuConfig) -> Result<Qemu> {
+        std::fs::create_dir_all(cfg.sock_dir)?;
+        let qmp_sock = cfg.sock_dir.join("qmp.sock");
+        let ctl_sock = cfg.sock_dir.join("ctl.sock");
+        for s in [&qmp_sock, &ctl_sock] {
+            let _ = std::fs::remove_file(s);
+        }
+        let args: Vec<String> = vec![
+            "-accel".into(),
+            "tcg".into(),
+            "-cpu".into(),
+            "max".into(),
+            "-nographic".into(),
+            "-no-reboot".into(),
+            "-monitor".into(),
+            "none".into(),
+            "-m".into(),
+            "1G,slots=4,maxmem=8G".into(),
+            "-smp".into(),
+            "2".into(),
+            "-object".into(),
+            "memory-backend-ram,id=m0,size=512M".into(),
+            "-numa".into(),
+            "node,nodeid=0,memdev=m0,cpus=0".into(),
+            "-object".into(),
+            "memory-backend-ram,id=m1,size=512M".into(),
+            "-numa".into(),
+            "node,nodeid=1,memdev=m1,cpus=1".into(),
+            "-kernel".into(),
+            cfg.kernel.display().to_string(),
+            "-initrd".into(),
+            cfg.initrd.display().to_string(),
+            "-append".into(),
+            CMDLINE.into(),
+            "-serial".into(),
+            format!("file:{}", cfg.console_log.display()),
+            "-chardev".into(),
+            format!("socket,id=ctl,path={},server=on,wait=off", ctl_sock.display()),
+            "-device".into(),
+            "isa-serial,chardev=ctl".into(),
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", qmp_sock.display()),
+        ];
+        let log = std::fs::File::create(cfg.qemu_log)?;
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; it makes the kernel kill qemu if we die,
+        // even by SIGKILL, so no qemu is ever left behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().context("starting qemu-system-x86_64")?;
+        Ok(Qemu {
+            child: Some(child),
+            args,
+            qmp_sock,
+            ctl_sock,
+            qemu_log: cfg.qemu_log.to_path_buf(),
+        })
+    }
+
+    /// None while qemu runs; its exit status once it has exited.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        match &mut self.child {
+            Some(c) => Ok(c.try_wait()?),
+            None => Ok(None),
+        }
+    }
+
+    /// Fails when qemu is gone, naming its exit status and its own log.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        if let Some(st) = self.try_wait()? {
+            anyhow::bail!("qemu exited ({st}); qemu log: {}", util::tail(&self.qemu_log, 10));
+        }
+        Ok(())
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(st) = self.try_wait()? {
+                return Ok(Some(st));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(None)
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,438 @@
+//! The hotplug scenario run against a booted guest: record, hot-add two DIMMs on node 1, online
+//! them movable, offline them, unplug them, stop the recorder. Every step is timed and every
+//! observation goes into the ground truth.
+
+use crate::guest::Guest;
+use crate::initramfs::{MHPSCOPE, SNAPSHOT_CMD};
+use crate::qemu::Qemu;
+use crate::qmp::Qmp;
+use crate::truth::{self, Dimm, GroundTruth, MhpscopeRun, Snapshot, StateWrite, Step};
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const MEM: &str = "/sys/devices/system/memory";
+const STEPS: usize = 10;
+/// The node the DIMMs are plugged into.
+pub const HOTPLUG_NODE: i64 = 1;
+/// (dimm id, memdev id, size): on 6.1 the one-block DIMM gets a self-hosted memmap, the
+/// two-block one does not.
+pub const DIMMS: &[(&str, &str, u64)] = &[("d1", "hp1", 128 << 20), ("d2", "hp2", 256 << 20)];
+
+pub struct Ctx<'a> {
+    pub qemu: &'a mut Qemu,
+    pub guest: Guest,
+    pub qmp: Qmp,
+    pub truth: &'a mut GroundTruth,
+    pub epoch: Instant,
+    pub with_mhpscope: bool,
+    pub out_dir: &'a Path,
+    step_no: usize,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        qemu: &'a mut Qemu,
+        guest: Guest,
+        qmp: Qmp,
+        truth: &'a mut GroundTruth,
+        epoch: Instant,
+        with_mhpscope: bool,
+        out_dir: &'a Path,
+    ) -> Self {
+        Ctx {
+            qemu,
+            guest,
+            qmp,
+            truth,
+            epoch,
+            with_mhpscope,
+            out_dir,
+            step_no: 0,
+        }
+    }
+
+    fn sh(&mut self, cmd: &str, timeout_s: u64) -> Result<String> {
+        self.guest.run_ok(self.qemu, cmd, Duration::from_secs(timeout_s))
+    }
+
+    fn sh_rc(&mut self, cmd: &str, timeout_s: u64) -> Result<crate::guest::Output> {
+        self.guest.run(self.qemu, cmd, Duration::from_secs(timeout_s))
+    }
+
+    /// Runs and times one numbered step, recording it in the ground truth.
+    fn step<T>(&mut self, name: &str, desc: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.step_no += 1;
+        println!("lab: [{}/{STEPS}] {name}: {desc}", self.step_no);
+        let t = Instant::now();
+        let start_ms = self.epoch.elapsed().as_secs_f64() * 1e3;
+        let r = f(self);
+        let duration = t.elapsed();
+        self.truth.steps.push(Step {
+            name: name.into(),
+            description: desc.into(),
+            start_ms,
+            duration_ms: duration.as_secs_f64() * 1e3,
+            ok: r.is_ok(),
+            error: r.as_ref().err().map(|e| format!("{e:#}")),
+        });
+        match &r {
+            Ok(_) => println!("lab:        {name} done in {:.1} s", duration.as_secs_f64()),
+            Err(_) => println!("lab:        {name} FAILED after {:.1} s", duration.as_secs_f64()),
+        }
+        r.with_context(|| format!("lab step {name}"))
+    }
+
+    fn skip(&mut self, name: &str, why: &str) {
+        self.step_no += 1;
+        println!("lab: [{}/{STEPS}] {name}: skipped ({why})", self.step_no);
+    }
+
+    fn snapshot(&mut self, name: &str) -> Result<()> {
+        let text = self.sh(SNAPSHOT_CMD, 120)?;
+        let raw = truth::parse_items(&text).with_context(|| format!("snapshot {name}"))?;
+        let parsed = truth::parse_snapshot(&raw).with_context(|| format!("snapshot {name}"))?;
+        println!(
+            "lab:        snapshot {name}: {} blocks, node1 Movable {}",
+            parsed.blocks.len(),
+            parsed
+                .zone(HOTPLUG_NODE, "Movable")
+                .map(|z| format!(
+                    "spanned {} present {} managed {}",
+                    z.spanned, z.present, z.managed
+                ))
+                .unwrap_or_else(|| "absent".into())
+        );
+        self.truth.snapshots.push(Snapshot {
+            name: name.into(),
+            raw,
+            parsed,
+        });
+        Ok(())
+    }
+
+    fn block_ids(&mut self) -> Result<Vec<u64>> {
+        let out = self.sh(&format!("cd {MEM} && echo memory[0-9]*"), 30)?;
+        let mut ids: Vec<u64> = out
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("memory")?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Polls the guest's block list until `done` holds.
+    fn wait_blocks(&mut self, what: &str, timeout_s: u64, done: impl Fn(&[u64]) -> bool) -> Result<Vec<u64>> {
+        let deadline = Instant::now() + Duration::from_secs(timeout_s);
+        loop {
+            let ids = self.block_ids()?;
+            if done(&ids) {
+                return Ok(ids);
+            }
+            if Instant::now() >= deadline {
+                bail!("{what}: not seen in sysfs within {timeout_s} s (blocks now: {ids:?})");
+            }
+            self.qmp.drain();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn block_size(&self) -> Result<u64> {
+        self.truth
+            .snapshots
+            .iter()
+            .find_map(|s| s.parsed.block_size_bytes)
+            .context("block size unknown (no snapshot)")
+    }
+
+    fn add_dimm(&mut self, id: &str, memdev: &str, size: u64, snap: &str) -> Result<()> {
+        let before = self.block_ids()?;
+        let expect = (size / self.block_size()?) as usize;
+        self.qmp.execute(
+            "object-add",
+            Some(json!({"qom-type": "memory-backend-ram", "id": memdev, "size": size})),
+        )?;
+        self.qmp.execute(
+            "device_add",
+            Some(json!({"driver": "pc-dimm", "id": id, "memdev": memdev, "node": HOTPLUG_NODE})),
+        )?;
+        self.truth.dimms.push(Dimm {
+            id: id.into(),
+            memdev: memdev.into(),
+            size,
+            node: HOTPLUG_NODE,
+            added: true,
+            addr: None,
+            slot: None,
+            blocks: Vec::new(),
+            deleted: false,
+        });
+        self.query_memory_devices()?;
+        self.wait_blocks(&format!("{expect} new block(s) of {id}"), 120, |ids| {
+            ids.iter().filter(|i| !before.contains(i)).count() >= expect
+        })?;
+        // Which blocks belong to this DIMM comes from the snapshots, not from the poll.
+        let prev = self
+            .truth
+            .snapshots
+            .last()
+            .context("no snapshot before add")?
+            .parsed
+            .block_ids();
+        self.snapshot(snap)?;
+        let now = self.truth.snapshots.last().unwrap().parsed.block_ids();
+        let new: Vec<u64> = now.into_iter().filter(|i| !prev.contains(i)).collect();
+        println!("lab:        {id}: blocks {new:?}");
+        self.truth.dimms.last_mut().unwrap().blocks = new;
+        Ok(())
+    }
+
+    fn query_memory_devices(&mut self) -> Result<()> {
+        let devs = self.qmp.execute("query-memory-devices", None)?;
+        for d in devs.as_array().into_iter().flatten() {
+            let data = &d["data"];
+            let Some(id) = data["id"].as_str() else {
+                continue;
+            };
+            if let Some(dimm) = self.truth.dimms.iter_mut().find(|x| x.id == id) {
+                dimm.addr = data["addr"].as_u64();
+                dimm.slot = data["slot"].as_i64();
+            }
+        }
+        Ok(())
+    }
+
+    fn write_states(&mut self, blocks: &[u64], value: &str) -> Result<()> {
+        for &b in blocks {
+            let o = self.sh_rc(&format!("echo {value} > {MEM}/memory{b}/state"), 300)?;
+            let w = StateWrite {
+                block: b,
+                value: value.into(),
+                rc: o.rc,
+                output: o.text.trim().into(),
+            };
+            let failed = w.rc != 0;
+            if value == "offline" {
+                self.truth.offline_writes.push(w);
+            } else {
+                self.truth.online_writes.push(w);
+            }
+            if failed {
+                bail!(
+                    "echo {value} > memory{b}/state failed ({}): {}",
+                    o.rc,
+                    o.text.trim()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn run(c: &mut Ctx) -> Result<()> {
+    c.step(
+        "prepare",
+        "auto_online_blocks=offline, uname -r, snapshot boot",
+        |c| {
+            // 6.1 already boots with "offline"; newer kernels default to "online" (ZONE_NORMAL).
+            c.sh(&format!("echo offline > {MEM}/auto_online_blocks"), 30)?;
+            c.truth.kernel.release = Some(c.sh("uname -r", 30)?.trim().to_string());
+            c.snapshot("boot")
+        },
+    )?;
+
+    if c.with_mhpscope {
+        c.step(
+            "start-recorder",
+            "mhpscope record -o /tmp/rec.ndjson &, wait for its header; mhpscope probes",
+            start_recorder,
+        )?;
+    } else {
+        c.skip("start-recorder", "--no-mhpscope");
+    }
+
+    c.step("before-add", "snapshot before-add", |c| c.snapshot("before-add"))?;
+
+    for &(id, memdev, size) in DIMMS {
+        let snap = format!("after-add-{id}");
+        c.step(
+            &format!("add-{id}"),
+            &format!("QMP object-add {memdev} {} MiB, device_add pc-dimm {id} node {HOTPLUG_NODE}; wait for its blocks; snapshot {snap}", size >> 20),
+            |c| c.add_dimm(id, memdev, size, &snap),
+        )?;
+    }
+
+    let new_blocks = c.truth.hot_added_blocks();
+    c.step(
+        "online",
+        &format!("echo online_movable > memoryN/state for {new_blocks:?}; snapshot after-online"),
+        |c| {
+            c.write_states(&new_blocks, "online_movable")?;
+            c.snapshot("after-online")
+        },
+    )?;
+
+    let mut rev = new_blocks.clone();
+    rev.reverse();
+    c.step(
+        "offline",
+        &format!("echo offline > memoryN/state for {rev:?}; snapshot after-offline"),
+        |c| {
+            c.write_states(&rev, "offline")?;
+            c.snapshot("after-offline")
+        },
+    )?;
+
+    c.step(
+        "remove",
+        "QMP device_del d1 d2; wait for DEVICE_DELETED and for the blocks to vanish; snapshot after-remove",
+        |c| {
+            for &(id, _, _) in DIMMS {
+                c.qmp.execute("device_del", Some(json!({"id": id})))?;
+            }
+            for &(id, _, _) in DIMMS {
+                c.qmp
+                    .wait_event(&format!("DEVICE_DELETED {id}"), Duration::from_secs(120), |e| {
+                        e["event"] == "DEVICE_DELETED" && e["data"]["device"] == id
+                    })?;
+                if let Some(d) = c.truth.dimms.iter_mut().find(|d| d.id == id) {
+                    d.deleted = true;
+                }
+            }
+            let gone = new_blocks.clone();
+            c.wait_blocks("removal of the hot-added blocks", 120, |ids| {
+                !ids.iter().any(|i| gone.contains(i))
+            })?;
+            c.query_memory_devices()?;
+            c.snapshot("after-remove")
+        },
+    )?;
+
+    if c.with_mhpscope {
+        c.step(
+            "stop-recorder",
+            "kill -INT mhpscope record, wait for it, fetch /tmp/rec.ndjson",
+            stop_recorder,
+        )?;
+    } else {
+        c.skip("stop-recorder", "--no-mhpscope");
+    }
+
+    c.step(
+        "poweroff",
+        "save dmesg, poweroff -f, wait for qemu to exit",
+        |c| {
+            let dmesg = c.sh("dmesg", 60)?;
+            std::fs::write(c.out_dir.join("dmesg.txt"), dmesg)?;
+            c.guest.send_only("sync; poweroff -f")?;
+            match c.qemu.wait_exit(Duration::from_secs(60))? {
+                Some(st) if st.success() => Ok(()),
+                Some(st) => bail!("qemu exited with {st} after poweroff"),
+                None => bail!("qemu did not exit within 60 s of poweroff"),
+            }
+        },
+    )?;
+    c.qmp.drain();
+    Ok(())
+}
+
+fn start_recorder(c: &mut Ctx) -> Result<()> {
+    // The subshell leaves /tmp/rec.rc behind when mhpscope exits: a zombie-proof exit signal.
+    // ash starts background jobs with SIGINT ignored; `trap - INT` restores the default so the
+    // later `kill -INT` reaches mhpscope as it would from a terminal.
+    c.sh(
+        &format!(
+            "rm -f /tmp/rec.*; ( sh -c 'trap - INT; echo $$ > /tmp/rec.pid; exec {MHPSCOPE} record -o /tmp/rec.ndjson' >/tmp/rec.log 2>&1; echo $? > /tmp/rec.rc ) >/dev/null 2>&1 &"
+        ),
+        30,
+    )?;
+    let mut run = MhpscopeRun {
+        pid: None,
+        header: None,
+        exit_code: None,
+        stderr: None,
+        recording_bytes: None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let poll = "if [ -e /tmp/rec.rc ]; then echo EXITED $(cat /tmp/rec.rc); cat /tmp/rec.log; \
+                elif [ -s /tmp/rec.ndjson ] && [ $(head -n 1 /tmp/rec.ndjson | wc -l) -ge 1 ]; then echo HEADER $(cat /tmp/rec.pid); head -n 1 /tmp/rec.ndjson; \
+                else echo WAIT; fi";
+    loop {
+        let out = c.sh(poll, 30)?;
+        let (first, rest) = out.split_once('\n').unwrap_or((out.as_str(), ""));
+        if let Some(code) = first.strip_prefix("EXITED ") {
+            run.exit_code = code.trim().parse().ok();
+            run.stderr = Some(rest.to_string());
+            c.truth.mhpscope = Some(run);
+            bail!(
+                "mhpscope record exited early ({}):\n{}",
+                code.trim(),
+                rest.trim_end()
+            );
+        }
+        if let Some(pid) = first.strip_prefix("HEADER ") {
+            run.pid = pid.trim().parse().ok();
+            run.header = Some(rest.trim_end().to_string());
+            break;
+        }
+        if Instant::now() >= deadline {
+            let log = c.sh("cat /tmp/rec.log", 30).unwrap_or_default();
+            bail!(
+                "mhpscope record wrote no header within 90 s; its output so far:\n{}",
+                log.trim_end()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!("lab:        recorder pid {:?} attached", run.pid);
+    c.truth.mhpscope = Some(run);
+    let probes = c.sh_rc(&format!("{MHPSCOPE} probes"), 180)?;
+    std::fs::write(c.out_dir.join("probes.txt"), &probes.text)?;
+    if probes.rc != 0 {
+        println!("lab:        warning: `mhpscope probes` exited {}", probes.rc);
+    }
+    Ok(())
+}
+
+fn stop_recorder(c: &mut Ctx) -> Result<()> {
+    c.sh("kill -INT $(cat /tmp/rec.pid)", 30)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        let out = c.sh("cat /tmp/rec.rc 2>/dev/null || echo RUNNING", 30)?;
+        if out.trim() != "RUNNING" {
+            break out.trim().parse::<i32>().ok();
+        }
+        if Instant::now() >= deadline {
+            let _ = c.sh("kill -KILL $(cat /tmp/rec.pid)", 30);
+            bail!("mhpscope record did not exit within 60 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let log = c.sh("cat /tmp/rec.log", 30)?;
+    let size: u64 = c
+        .sh("wc -c < /tmp/rec.ndjson", 30)?
+        .trim()
+        .parse()
+        .context("recording size")?;
+    let t = Instant::now();
+    let text = c.sh("cat /tmp/rec.ndjson", 600)?;
+    if text.len() as u64 != size {
+        bail!("recording transfer: got {} bytes, guest has {size}", text.len());
+    }
+    std::fs::write(c.out_dir.join("recording.ndjson"), &text)?;
+    println!(
+        "lab:        recorder exited {code:?}; recording {size} bytes, {} lines, transferred in {:.1} s",
+        text.lines().count(),
+        t.elapsed().as_secs_f64()
+    );
+    if let Some(run) = c.truth.mhpscope.as_mut() {
+        run.exit_code = code;
+        run.stderr = Some(log.clone());
+        run.recording_bytes = Some(size);
+    }
+    if code != Some(0) {
+        bail!("mhpscope record exited {code:?}:\n{}", log.trim_end());
+    }
+    Ok(())
+}
