@@ -347,63 +347,13 @@ impl Model {
                 nr_pages,
                 zone,
                 ret,
-            } => {
-                let stats = self.nodes.entry(zone.node).or_default();
-                if ret == 0 {
-                    stats.online.record(ev.duration_ns, nr_pages);
-                    for id in self.layout.blocks_of_pfns(pfn, nr_pages) {
-                        let b = self.blocks.entry(id).or_insert_with(|| Block::new(id));
-                        b.state = BlockState::Online;
-                        b.zone = Some(zone.zone);
-                        b.node = b.node.or(Some(zone.node));
-                        b.onlined += 1;
-                    }
-                } else {
-                    stats.failed += 1;
-                }
-                let (start, size) = self.pfn_range_bytes(pfn, nr_pages);
-                let name = self.layout.zone_name(zone.zone);
-                self.push_op(
-                    ev,
-                    OpKind::Online,
-                    start,
-                    size,
-                    Some(zone.node),
-                    Some(name),
-                    ret,
-                    None,
-                );
-            }
+            } => self.online_or_offline(ev, OpKind::Online, pfn, nr_pages, zone, ret),
             Op::OfflinePages {
                 pfn,
                 nr_pages,
                 zone,
                 ret,
-            } => {
-                let stats = self.nodes.entry(zone.node).or_default();
-                if ret == 0 {
-                    stats.offline.record(ev.duration_ns, nr_pages);
-                    for id in self.layout.blocks_of_pfns(pfn, nr_pages) {
-                        let b = self.blocks.entry(id).or_insert_with(|| Block::new(id));
-                        b.state = BlockState::Offline;
-                        b.offlined += 1;
-                    }
-                } else {
-                    stats.failed += 1;
-                }
-                let (start, size) = self.pfn_range_bytes(pfn, nr_pages);
-                let name = self.layout.zone_name(zone.zone);
-                self.push_op(
-                    ev,
-                    OpKind::Offline,
-                    start,
-                    size,
-                    Some(zone.node),
-                    Some(name),
-                    ret,
-                    None,
-                );
-            }
+            } => self.online_or_offline(ev, OpKind::Offline, pfn, nr_pages, zone, ret),
             Op::MovePfnRangeToZone {
                 pfn,
                 nr_pages,
@@ -457,6 +407,43 @@ impl Model {
                 self.push_op(ev, OpKind::Remove, start, size, node, None, ret, None);
             }
         }
+    }
+
+    fn online_or_offline(
+        &mut self,
+        ev: &Event,
+        kind: OpKind,
+        pfn: u64,
+        nr_pages: u64,
+        zone: ZoneId,
+        ret: i32,
+    ) {
+        let stats = self.nodes.entry(zone.node).or_default();
+        if ret == 0 {
+            let durations = if kind == OpKind::Online {
+                &mut stats.online
+            } else {
+                &mut stats.offline
+            };
+            durations.record(ev.duration_ns, nr_pages);
+            for id in self.layout.blocks_of_pfns(pfn, nr_pages) {
+                let b = self.blocks.entry(id).or_insert_with(|| Block::new(id));
+                b.node = b.node.or(Some(zone.node));
+                if kind == OpKind::Online {
+                    b.state = BlockState::Online;
+                    b.zone = Some(zone.zone);
+                    b.onlined += 1;
+                } else {
+                    b.state = BlockState::Offline;
+                    b.offlined += 1;
+                }
+            }
+        } else {
+            stats.failed += 1;
+        }
+        let (start, size) = self.pfn_range_bytes(pfn, nr_pages);
+        let name = self.layout.zone_name(zone.zone);
+        self.push_op(ev, kind, start, size, Some(zone.node), Some(name), ret, None);
     }
 
     fn span_change(&mut self, ev: &Event, zone: ZoneId, pfn: u64, nr_pages: u64, before: Span, after: Span) {
