@@ -385,7 +385,10 @@ fn start_recorder(c: &mut Ctx) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    println!("lab:        recorder pid {:?} attached", run.pid);
+    match run.pid {
+        Some(pid) => println!("lab:        recorder (pid {pid}) attached"),
+        None => println!("lab:        recorder attached (pid unknown)"),
+    }
     c.truth.mhpscope = Some(run);
     let probes = c.sh_rc(&format!("{MHPSCOPE} probes"), 180)?;
     std::fs::write(c.out_dir.join("probes.txt"), &probes.text)?;
@@ -422,7 +425,8 @@ fn stop_recorder(c: &mut Ctx) -> Result<()> {
     }
     std::fs::write(c.out_dir.join("recording.ndjson"), &text)?;
     println!(
-        "lab:        recorder exited {code:?}; recording {size} bytes, {} lines, transferred in {:.1} s",
+        "lab:        recorder exited {}; recording {size} bytes, {} lines, transferred in {:.1} s",
+        code.map_or("(status unreadable)".into(), |c| c.to_string()),
         text.lines().count(),
         t.elapsed().as_secs_f64()
     );
