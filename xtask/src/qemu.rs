@@ -45,6 +45,10 @@ impl Qemu {
             "max".into(),
             "-nographic".into(),
             "-no-reboot".into(),
+            // No network: the guest needs none, and the default NIC wants the ipxe ROM
+            // (only a Recommends of qemu-system-x86, which setup does not install).
+            "-nic".into(),
+            "none".into(),
             "-monitor".into(),
             "none".into(),
             "-m".into(),
