@@ -22,8 +22,9 @@ pub struct KernelSpec {
     pub name: &'static str,
     /// Debian suite the package comes from.
     pub suite: &'static str,
-    /// apt source line the suite needs when it is not in the default sources.
-    pub apt_source: Option<&'static str>,
+    /// Whether the suite must be added to the apt sources (using the mirror the system's
+    /// own Debian sources already name) before the package can be fetched.
+    pub needs_extra_suite: bool,
     /// Meta package whose dependency names the current ABI (`linux-image-6.1.0-NN-amd64`).
     pub meta_package: &'static str,
     /// Regex (for `apt-cache search --names-only`) of the versioned image package, as a fallback.
@@ -40,7 +41,7 @@ pub const KERNELS: &[KernelSpec] = &[
     KernelSpec {
         name: "6.1",
         suite: "bookworm",
-        apt_source: None,
+        needs_extra_suite: false,
         meta_package: "linux-image-amd64",
         image_regex: r"^linux-image-6\.1\.0-[0-9]+-amd64$",
         image_prefix: "linux-image-6.1.0-",
@@ -50,7 +51,7 @@ pub const KERNELS: &[KernelSpec] = &[
     KernelSpec {
         name: "6.12",
         suite: "bookworm-backports",
-        apt_source: Some("deb http://deb.debian.org/debian bookworm-backports main"),
+        needs_extra_suite: true,
         meta_package: "linux-image-amd64/bookworm-backports",
         image_regex: r"^linux-image-6\.12\.[0-9]+\+deb12-amd64$",
         image_prefix: "linux-image-6.12.",
@@ -60,7 +61,7 @@ pub const KERNELS: &[KernelSpec] = &[
     KernelSpec {
         name: "7.2",
         suite: "sid",
-        apt_source: Some("deb http://deb.debian.org/debian sid main"),
+        needs_extra_suite: true,
         meta_package: "linux-image-amd64/sid",
         image_regex: r"^linux-binary-7\.2\.[0-9]+\+deb14-amd64$",
         image_prefix: "linux-image-7.2.",
@@ -80,9 +81,11 @@ pub fn lookup(name: &str) -> Result<&'static KernelSpec> {
             "kernel {} ({}) is in the table but its lab scenario is not wired yet{}",
             spec.name,
             spec.suite,
-            spec.apt_source
-                .map(|s| format!(" (it needs the apt source `{s}`)"))
-                .unwrap_or_default()
+            if spec.needs_extra_suite {
+                format!(" (it needs the {} suite in the apt sources)", spec.suite)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(spec)
