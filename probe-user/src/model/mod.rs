@@ -317,15 +317,18 @@ impl Model {
                     ),
                 };
                 for id in ids {
-                    let b = self.blocks.entry(id).or_insert_with(|| Block::new(id));
-                    *b = Block {
-                        node: Some(node),
-                        state: BlockState::Offline,
-                        hot_added: true,
-                        placement,
-                        vmemmap_pages: pages,
-                        ..Block::new(id)
-                    };
+                    // A hot-add creates the block afresh, whatever was known of that id before.
+                    self.blocks.insert(
+                        id,
+                        Block {
+                            node: Some(node),
+                            state: BlockState::Offline,
+                            hot_added: true,
+                            placement,
+                            vmemmap_pages: pages,
+                            ..Block::new(id)
+                        },
+                    );
                 }
             }
             Op::MhpInitMemmapOnMemory {
