@@ -12,7 +12,7 @@ pub const NR_ARGS: usize = 8;
 /// wakeup per event made online/offline ~11% slower in a 6.1 guest.
 pub const BPF_RB_NO_WAKEUP: u64 = 1;
 
-/// Event kinds: one per probed kernel function.
+/// Event kinds: one per probed kernel function (or tracepoint).
 pub mod kind {
     pub const ADD_MEMORY_RESOURCE: u32 = 1;
     pub const ARCH_ADD_MEMORY: u32 = 2;
@@ -23,7 +23,23 @@ pub mod kind {
     pub const REMOVE_PFN_RANGE_FROM_ZONE: u32 = 7;
     pub const SET_ZONE_CONTIGUOUS: u32 = 8;
     pub const TRY_REMOVE_MEMORY: u32 = 9;
+    /// `__add_pages`: the sparse-section work of a hot-add, where its memmap is allocated.
+    pub const ADD_PAGES: u32 = 10;
+    /// `kmem:mm_page_alloc` made by a task inside `__add_pages` (the memmap and its page tables).
+    pub const PAGE_ALLOC: u32 = 11;
+    /// `memmap_init_range`: memmap initialisation proper (traceable from 6.12 on).
+    pub const MEMMAP_INIT_RANGE: u32 = 12;
+    /// `memmap_init_zone_device`: memmap initialisation of ZONE_DEVICE memory.
+    pub const MEMMAP_INIT_ZONE_DEVICE: u32 = 13;
+    /// `memremap_pages`: a ZONE_DEVICE range is created.
+    pub const MEMREMAP_PAGES: u32 = 14;
+    /// `memunmap_pages`: a ZONE_DEVICE range is torn down.
+    pub const MEMUNMAP_PAGES: u32 = 15;
 }
+
+/// Slots of the per-CPU slow-path counters: `node * ZONES_PER_NODE + zone index`.
+pub const ZONES_PER_NODE: u32 = 8;
+pub const SLOWPATH_SLOTS: u32 = 1024;
 
 /// Meaning of `RawEvent::args[i]`, per kind.
 pub mod arg {
@@ -68,6 +84,40 @@ pub mod arg {
     // try_remove_memory(u64 start, u64 size)
     pub const TRM_START: usize = 0;
     pub const TRM_SIZE: usize = 1;
+
+    // __add_pages(int nid, unsigned long pfn, unsigned long nr_pages, struct mhp_params *params)
+    pub const AP_NID: usize = 0;
+    pub const AP_PFN: usize = 1;
+    pub const AP_NR_PAGES: usize = 2;
+    pub const AP_HAS_ALTMAP: usize = 3;
+
+    // kmem:mm_page_alloc inside __add_pages
+    pub const PA_PFN: usize = 0;
+    pub const PA_ORDER: usize = 1;
+    /// The enclosing __add_pages call: its nid and first pfn.
+    pub const PA_WINDOW_NID: usize = 2;
+    pub const PA_WINDOW_PFN: usize = 3;
+
+    // memmap_init_range(unsigned long size, int nid, unsigned long zone, unsigned long start_pfn,
+    //                   unsigned long zone_end_pfn, enum meminit_context context, ...)
+    pub const MIR_SIZE: usize = 0;
+    pub const MIR_NID: usize = 1;
+    pub const MIR_ZONE_IDX: usize = 2;
+    pub const MIR_START_PFN: usize = 3;
+    pub const MIR_CONTEXT: usize = 4;
+
+    // memmap_init_zone_device(struct zone *zone, unsigned long start_pfn, unsigned long nr_pages,
+    //                         struct dev_pagemap *pgmap): PFN, NR_PAGES, ZONE_NODE, ZONE_IDX, then:
+    pub const PGMAP_TYPE: usize = 4;
+    pub const PGMAP_FLAGS: usize = 5;
+
+    // memremap_pages(struct dev_pagemap *pgmap, int nid) / memunmap_pages(pgmap):
+    // PGMAP_TYPE, PGMAP_FLAGS at 4, 5 as above, and:
+    pub const MR_NID: usize = 0;
+    pub const MR_RANGE_START: usize = 1;
+    /// Inclusive, as in `struct range`.
+    pub const MR_RANGE_END: usize = 2;
+    pub const MR_NR_RANGE: usize = 3;
 }
 
 /// One traced call, emitted at function exit.
@@ -112,6 +162,14 @@ pub struct KernelOffsets {
     pub zone_size: u64,
     pub pgdat_node_zones: u64,
     pub pgdat_node_id: u64,
+    pub pgmap_type: u64,
+    pub pgmap_flags: u64,
+    pub pgmap_nr_range: u64,
+    /// `dev_pagemap.range` (first of `ranges[]`): `struct range { u64 start, end; }`.
+    pub pgmap_range: u64,
+    /// `struct trace_event_raw_mm_page_alloc` members (the tracepoint's record).
+    pub tp_page_alloc_pfn: u64,
+    pub tp_page_alloc_order: u64,
 }
 
 impl KernelOffsets {
@@ -129,6 +187,12 @@ impl KernelOffsets {
         zone_size: 0,
         pgdat_node_zones: NO_OFFSET,
         pgdat_node_id: NO_OFFSET,
+        pgmap_type: NO_OFFSET,
+        pgmap_flags: NO_OFFSET,
+        pgmap_nr_range: NO_OFFSET,
+        pgmap_range: NO_OFFSET,
+        tp_page_alloc_pfn: NO_OFFSET,
+        tp_page_alloc_order: NO_OFFSET,
     };
 }
 

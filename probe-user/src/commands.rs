@@ -13,7 +13,7 @@ use crate::{
     frame::{self, Frame},
     host::Host,
     live,
-    loader::{self, Tracer},
+    loader::{self, Options, Tracer},
     model::{Layout, Model},
     probes::ProbeStatus,
     recording::{self, Header, Item, Line, Reader, Summary},
@@ -31,12 +31,12 @@ struct Session {
     layout: Layout,
 }
 
-fn start_session() -> Result<Session> {
+fn start_session(opts: &Options) -> Result<Session> {
     let signals = live::StopSignals::install()?;
     let host = Host::detect();
     let frame = frame::read(Path::new("/"))
         .context("reading the static frame (sysfs memory blocks, /proc/zoneinfo)")?;
-    let tracer = loader::load(&host);
+    let tracer = loader::load(&host, opts);
     if tracer.attached() == 0 {
         bail!(
             "no probe could attach on this kernel ({}), so there is nothing to trace:\n{}\n\
@@ -67,6 +67,18 @@ fn start_session() -> Result<Session> {
     })
 }
 
+/// Nodes the kernel may put memory on (all possible ones: hot-add can bring a node online).
+fn node_ids(frame: &Frame) -> Vec<i32> {
+    let mut ids: Vec<i32> = frame.nodes.iter().map(|n| n.node).collect();
+    ids.extend(frame.blocks.iter().filter_map(|b| b.node));
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        ids.push(0);
+    }
+    ids
+}
+
 fn failure_lines(probes: &[ProbeStatus]) -> String {
     probes
         .iter()
@@ -76,14 +88,14 @@ fn failure_lines(probes: &[ProbeStatus]) -> String {
 }
 
 /// `mhpscope record`: NDJSON to a file or stdout.
-pub async fn record(output: Option<PathBuf>, duration: Option<Duration>) -> Result<()> {
+pub async fn record(opts: &Options, output: Option<PathBuf>, duration: Option<Duration>) -> Result<()> {
     let Session {
         mut signals,
         host,
         mut tracer,
         frame,
         layout,
-    } = start_session()?;
+    } = start_session(opts)?;
     let out: Box<dyn Write> = match &output {
         Some(p) if p.as_os_str() != "-" => {
             Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)
@@ -94,6 +106,7 @@ pub async fn record(output: Option<PathBuf>, duration: Option<Duration>) -> Resu
         .as_ref()
         .map_or("stdout".into(), |p| p.display().to_string());
     let mut writer = recording::Writer::new(out);
+    let nodes = node_ids(&frame);
     let header = Header {
         format_version: recording::FORMAT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -113,6 +126,7 @@ pub async fn record(output: Option<PathBuf>, duration: Option<Duration>) -> Resu
     let writer = std::cell::RefCell::new(writer);
     let (reason, counts) = live::run(
         &mut tracer,
+        &nodes,
         &mut signals,
         duration,
         |ev| Ok(writer.borrow_mut().write(&Line::Event(ev))?),
@@ -140,10 +154,10 @@ pub async fn record(output: Option<PathBuf>, duration: Option<Duration>) -> Resu
 }
 
 /// `mhpscope report`: live for a while, or from a recording.
-pub async fn report(input: Option<PathBuf>, duration: Duration, json: bool) -> Result<()> {
+pub async fn report(opts: &Options, input: Option<PathBuf>, duration: Duration, json: bool) -> Result<()> {
     let doc = match input {
         Some(path) => replay(&path)?,
-        None => live_report(duration).await?,
+        None => live_report(opts, duration).await?,
     };
     let mut stdout = io::stdout().lock();
     let text = if json { doc.to_json() } else { doc.to_text() };
@@ -151,15 +165,16 @@ pub async fn report(input: Option<PathBuf>, duration: Duration, json: bool) -> R
     Ok(())
 }
 
-async fn live_report(duration: Duration) -> Result<Document> {
+async fn live_report(opts: &Options, duration: Duration) -> Result<Document> {
     let Session {
         mut signals,
         host,
         mut tracer,
         frame,
         layout,
-    } = start_session()?;
+    } = start_session(opts)?;
     let mut model = Model::new(layout);
+    model.set_probes(&tracer.probes);
     model.apply_frame(&frame);
     eprintln!(
         "mhpscope: tracing for {}; Ctrl-C to stop early",
@@ -168,6 +183,7 @@ async fn live_report(duration: Duration) -> Result<Document> {
     let started = Instant::now();
     let (_, counts) = live::run(
         &mut tracer,
+        &node_ids(&frame),
         &mut signals,
         Some(duration),
         |ev| {
@@ -198,6 +214,7 @@ pub fn replay(path: &Path) -> Result<Document> {
     let mut reader = Reader::open(path)?;
     let header = reader.header()?;
     let mut model = Model::new(header.layout.clone());
+    model.set_probes(&header.probes);
     model.apply_frame(&header.frame);
     let mut summary = None;
     while let Some(item) = reader.next_item()? {
@@ -223,11 +240,45 @@ pub fn replay(path: &Path) -> Result<Document> {
     ))
 }
 
+/// One row per probe: the chosen way, what it loses, and why each better way failed.
+pub fn probes_table(probes: &[ProbeStatus]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
+        "probe",
+        "function",
+        "attached",
+        "how",
+        "loses / why not",
+    ]);
+    for p in probes {
+        let mut notes: Vec<String> = Vec::new();
+        if let Some(l) = &p.loses {
+            notes.push(format!("loses: {l}"));
+        }
+        for a in &p.tried {
+            notes.push(format!("{} {}: {}", a.way, a.function, a.error));
+        }
+        if notes.is_empty() {
+            if let Some(r) = &p.reason {
+                notes.push(r.clone());
+            }
+        }
+        t.add_row(vec![
+            p.name.clone(),
+            p.function.clone(),
+            if p.attached { "yes" } else { "no" }.to_string(),
+            p.method.clone().unwrap_or_else(|| "-".into()),
+            notes.join("\n"),
+        ]);
+    }
+    t
+}
+
 /// `mhpscope probes`: every probe, attached or not, how, and why not. Exits 0 either way:
 /// explaining is its job.
-pub async fn probes(json: bool) -> Result<()> {
+pub async fn probes(opts: &Options, json: bool) -> Result<()> {
     let host = Host::detect();
-    let tracer = loader::load(&host);
+    let tracer = loader::load(&host, opts);
     let mut stdout = io::stdout().lock();
     if json {
         let doc = serde_json::json!({ "host": host, "probes": tracer.probes });
@@ -246,23 +297,7 @@ pub async fn probes(json: bool) -> Result<()> {
             "missing CAP_BPF/CAP_PERFMON"
         }
     )?;
-    let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY)
-        .set_header(vec!["probe", "function", "attached", "how", "why not"]);
-    for p in &tracer.probes {
-        t.add_row(vec![
-            p.name.clone(),
-            p.function.clone(),
-            if p.attached {
-                "yes".into()
-            } else {
-                "no".to_string()
-            },
-            p.method.clone().unwrap_or_else(|| "-".into()),
-            p.reason.clone().unwrap_or_default(),
-        ]);
-    }
-    writeln!(stdout, "{t}")?;
+    writeln!(stdout, "{}", probes_table(&tracer.probes))?;
     writeln!(
         stdout,
         "{} of {} probes attached",

@@ -1,7 +1,7 @@
 //! Raw ring-buffer records -> typed events. Pure: no kernel access.
 use probe_common::{arg, kind, RawEvent};
 
-use crate::event::{Altmap, Event, Op, Span, ZoneId};
+use crate::event::{Altmap, Event, Op, Span, ZoneId, PGMAP_ALTMAP_VALID};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -102,6 +102,57 @@ pub fn decode(raw: &RawEvent) -> Result<Event, DecodeError> {
             start: a[arg::TRM_START],
             size: a[arg::TRM_SIZE],
             ret: raw.ret,
+        },
+        kind::ADD_PAGES => Op::AddPages {
+            node: a[arg::AP_NID] as i64 as i32,
+            pfn: a[arg::AP_PFN],
+            nr_pages: a[arg::AP_NR_PAGES],
+            altmap: a[arg::AP_HAS_ALTMAP] != 0,
+            ret: raw.ret,
+        },
+        kind::PAGE_ALLOC => Op::PageAlloc {
+            pfn: a[arg::PA_PFN],
+            order: a[arg::PA_ORDER] as u32,
+            window_node: a[arg::PA_WINDOW_NID] as i64 as i32,
+            window_pfn: a[arg::PA_WINDOW_PFN],
+        },
+        kind::MEMMAP_INIT_RANGE => {
+            let idx = a[arg::MIR_ZONE_IDX];
+            if idx > u8::MAX as u64 {
+                return Err(DecodeError::BadZone(raw.kind));
+            }
+            Op::MemmapInitRange {
+                zone: ZoneId {
+                    node: a[arg::MIR_NID] as i64 as i32,
+                    zone: idx as u8,
+                },
+                pfn: a[arg::MIR_START_PFN],
+                nr_pages: a[arg::MIR_SIZE],
+                context: a[arg::MIR_CONTEXT] as u32,
+            }
+        }
+        kind::MEMMAP_INIT_ZONE_DEVICE => Op::MemmapInitZoneDevice {
+            zone: zone()?,
+            pfn: a[arg::PFN],
+            nr_pages: a[arg::NR_PAGES],
+            pgmap_type: a[arg::PGMAP_TYPE] as u32,
+            altmap: a[arg::PGMAP_FLAGS] as u32 & PGMAP_ALTMAP_VALID != 0,
+        },
+        kind::MEMREMAP_PAGES => Op::MemremapPages {
+            node: a[arg::MR_NID] as i64 as i32,
+            start: a[arg::MR_RANGE_START],
+            end: a[arg::MR_RANGE_END].wrapping_add(1),
+            nr_range: a[arg::MR_NR_RANGE] as u32,
+            pgmap_type: a[arg::PGMAP_TYPE] as u32,
+            altmap: a[arg::PGMAP_FLAGS] as u32 & PGMAP_ALTMAP_VALID != 0,
+            ret: raw.ret,
+        },
+        kind::MEMUNMAP_PAGES => Op::MemunmapPages {
+            start: a[arg::MR_RANGE_START],
+            end: a[arg::MR_RANGE_END].wrapping_add(1),
+            nr_range: a[arg::MR_NR_RANGE] as u32,
+            pgmap_type: a[arg::PGMAP_TYPE] as u32,
+            altmap: a[arg::PGMAP_FLAGS] as u32 & PGMAP_ALTMAP_VALID != 0,
         },
         other => return Err(DecodeError::UnknownKind(other)),
     };

@@ -113,7 +113,82 @@ pub enum Op {
         size: u64,
         ret: i32,
     },
+    /// `__add_pages`: the sparse sections of a hot-add; its memmap is allocated inside.
+    AddPages {
+        node: i32,
+        pfn: u64,
+        nr_pages: u64,
+        /// Whether the memmap goes into the range itself (vmem_altmap).
+        altmap: bool,
+        ret: i32,
+    },
+    /// A page allocation made inside `__add_pages` (kmem:mm_page_alloc): the memmap, its page
+    /// tables and section metadata, taken from memory that existed before.
+    PageAlloc {
+        pfn: u64,
+        order: u32,
+        /// Node and first pfn of the enclosing `__add_pages` call.
+        window_node: i32,
+        window_pfn: u64,
+    },
+    /// `memmap_init_range`: initialisation of the struct pages of a range.
+    MemmapInitRange {
+        zone: ZoneId,
+        pfn: u64,
+        nr_pages: u64,
+        /// enum meminit_context: 0 early (boot), 1 hotplug.
+        context: u32,
+    },
+    /// `memmap_init_zone_device`: initialisation of ZONE_DEVICE struct pages.
+    MemmapInitZoneDevice {
+        zone: ZoneId,
+        pfn: u64,
+        nr_pages: u64,
+        pgmap_type: u32,
+        /// PGMAP_ALTMAP_VALID: the memmap lives on the device itself.
+        altmap: bool,
+    },
+    /// `memremap_pages`: a ZONE_DEVICE range is created.
+    MemremapPages {
+        node: i32,
+        /// First range, half-open, in bytes.
+        start: u64,
+        end: u64,
+        nr_range: u32,
+        pgmap_type: u32,
+        altmap: bool,
+        ret: i32,
+    },
+    /// `memunmap_pages`: a ZONE_DEVICE range is torn down.
+    MemunmapPages {
+        start: u64,
+        end: u64,
+        nr_range: u32,
+        pgmap_type: u32,
+        altmap: bool,
+    },
+    /// Slow-path `__pageblock_pfn_to_page` calls in a zone so far (a periodic counter sample,
+    /// not a call).
+    SlowPathSample {
+        zone: ZoneId,
+        calls: u64,
+    },
 }
+
+/// `enum memory_type` (dev_pagemap.type), stable across 6.1-7.2.
+pub fn pgmap_type_name(t: u32) -> &'static str {
+    match t {
+        1 => "private",
+        2 => "coherent",
+        3 => "fs_dax",
+        4 => "generic",
+        5 => "pci_p2pdma",
+        _ => "unknown",
+    }
+}
+
+/// `PGMAP_ALTMAP_VALID` in `dev_pagemap.flags` (include/linux/memremap.h).
+pub const PGMAP_ALTMAP_VALID: u32 = 1 << 0;
 
 impl Op {
     /// The kernel function that produced this event.
@@ -128,6 +203,13 @@ impl Op {
             Op::RemovePfnRangeFromZone { .. } => "remove_pfn_range_from_zone",
             Op::SetZoneContiguous { .. } => "set_zone_contiguous",
             Op::TryRemoveMemory { .. } => "try_remove_memory",
+            Op::AddPages { .. } => "__add_pages",
+            Op::PageAlloc { .. } => "kmem:mm_page_alloc",
+            Op::MemmapInitRange { .. } => "memmap_init_range",
+            Op::MemmapInitZoneDevice { .. } => "memmap_init_zone_device",
+            Op::MemremapPages { .. } => "memremap_pages",
+            Op::MemunmapPages { .. } => "memunmap_pages",
+            Op::SlowPathSample { .. } => "__pageblock_pfn_to_page",
         }
     }
 }

@@ -141,6 +141,16 @@ pub fn resolve_layout(btf: &KernelBtf) -> Layout {
     member("zone", "contiguous", &mut o.zone_contiguous);
     member("pglist_data", "node_zones", &mut o.pgdat_node_zones);
     member("pglist_data", "node_id", &mut o.pgdat_node_id);
+    member("dev_pagemap", "type", &mut o.pgmap_type);
+    member("dev_pagemap", "flags", &mut o.pgmap_flags);
+    member("dev_pagemap", "nr_range", &mut o.pgmap_nr_range);
+    member("dev_pagemap", "range", &mut o.pgmap_range);
+    member("trace_event_raw_mm_page_alloc", "pfn", &mut o.tp_page_alloc_pfn);
+    member(
+        "trace_event_raw_mm_page_alloc",
+        "order",
+        &mut o.tp_page_alloc_order,
+    );
     match btf.struct_size("zone") {
         Ok(v) => o.zone_size = v,
         Err(_) => missing.push("zone (size)".into()),

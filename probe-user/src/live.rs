@@ -9,10 +9,16 @@ use tokio::{
     time::{interval, sleep, MissedTickBehavior},
 };
 
-use crate::{decode, event::Event, loader::Tracer};
+use crate::{
+    decode,
+    event::{Event, Op, ZoneId},
+    loader::Tracer,
+};
 
 /// How often the ring buffer is drained. Hotplug events are rare; 1 MiB of ring holds ~9000.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the slow-path counters are sampled (every this many drains: once a second).
+const SAMPLE_EVERY: u32 = 10;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LiveCounts {
@@ -40,6 +46,7 @@ impl StopSignals {
 /// stopped ("duration", "SIGINT", "SIGTERM") and what it saw.
 pub async fn run(
     tracer: &mut Tracer,
+    nodes: &[i32],
     signals: &mut StopSignals,
     duration: Option<Duration>,
     mut on_event: impl FnMut(Event) -> Result<()>,
@@ -55,10 +62,16 @@ pub async fn run(
     };
     tokio::pin!(deadline);
     let mut counts = LiveCounts::default();
+    let mut sampler = Sampler::default();
+    let mut ticks = 0u32;
     let reason = loop {
         tokio::select! {
             _ = tick.tick() => {
                 drain(tracer, &mut counts, &mut on_event)?;
+                ticks += 1;
+                if ticks.is_multiple_of(SAMPLE_EVERY) {
+                    sampler.sample(tracer, nodes, &mut on_event)?;
+                }
                 on_tick()?;
             }
             _ = &mut deadline => break "duration",
@@ -67,8 +80,38 @@ pub async fn run(
         }
     };
     drain(tracer, &mut counts, &mut on_event)?;
+    sampler.sample(tracer, nodes, &mut on_event)?;
     on_tick()?;
     Ok((reason, counts))
+}
+
+/// Turns the kernel's cumulative slow-path counters into sample events, one per zone whose
+/// count moved since the last sample.
+#[derive(Default)]
+struct Sampler {
+    last: std::collections::BTreeMap<ZoneId, u64>,
+}
+
+impl Sampler {
+    fn sample(
+        &mut self,
+        tracer: &Tracer,
+        nodes: &[i32],
+        on_event: &mut impl FnMut(Event) -> Result<()>,
+    ) -> Result<()> {
+        let now = clocks().monotonic_ns;
+        for (zone, calls) in tracer.slowpath_calls(nodes) {
+            if self.last.insert(zone, calls) != Some(calls) {
+                on_event(Event {
+                    ts_ns: now,
+                    duration_ns: 0,
+                    tid: 0,
+                    op: Op::SlowPathSample { zone, calls },
+                })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn drain(

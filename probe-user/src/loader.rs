@@ -3,22 +3,30 @@
 use std::{io, path::Path};
 
 use aya::{
-    maps::{MapData, PerCpuArray, RingBuf},
-    programs::{FEntry, FExit, ProgramError},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::{FEntry, FExit, KProbe, ProgramError, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
 use log::{debug, warn};
+use probe_common::{SLOWPATH_SLOTS, ZONES_PER_NODE};
 
 use crate::{
+    event::ZoneId,
     host::Host,
     kernel_btf::{self, KernelBtf, TypeFacts},
-    probes::{ProbeSpec, ProbeStatus, PROBES},
+    probes::{Attempt, Method, ProbeSpec, ProbeStatus, Way, ADD_PAGES, PROBES},
 };
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mhpscope.bpf.o"));
 
-const METHOD: &str = "fentry/fexit";
 const ENOTSUPP: i32 = 524;
+
+/// What the user asked of the loader.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Methods not to use even where they would work (to see or test the fallbacks).
+    pub avoid: Vec<Method>,
+}
 
 /// Loaded programs and the maps userspace reads. Dropping it detaches everything.
 pub struct Tracer {
@@ -53,13 +61,47 @@ impl Tracer {
         };
         lost.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
+
+    /// Slow-path `__pageblock_pfn_to_page` calls so far, summed over CPUs, for the zones of
+    /// `nodes` that have any.
+    pub fn slowpath_calls(&self, nodes: &[i32]) -> Vec<(ZoneId, u64)> {
+        let Some(map) = self.ebpf.as_ref().and_then(|e| e.map("SLOWPATH")) else {
+            return Vec::new();
+        };
+        let Ok(counts) = PerCpuArray::<_, u64>::try_from(map) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for &node in nodes {
+            if node < 0 || node as u32 >= SLOWPATH_SLOTS / ZONES_PER_NODE {
+                continue;
+            }
+            for zone in 0..ZONES_PER_NODE {
+                let slot = node as u32 * ZONES_PER_NODE + zone;
+                let n: u64 = counts.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0);
+                if n > 0 {
+                    out.push((
+                        ZoneId {
+                            node,
+                            zone: zone as u8,
+                        },
+                        n,
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Loads and attaches what the running kernel allows. Never fails for a probe that cannot
 /// attach: its status says why. Fails only if the kernel's BTF cannot be read at all.
-pub fn load(host: &Host) -> Tracer {
+pub fn load(host: &Host, opts: &Options) -> Tracer {
     let not_loaded = |reason: &str, facts: TypeFacts| Tracer {
-        probes: PROBES.iter().map(|s| ProbeStatus::failed(s, reason)).collect(),
+        probes: PROBES
+            .iter()
+            .map(|s| ProbeStatus::failed(s, reason, Vec::new()))
+            .collect(),
         facts,
         ebpf: None,
         events: None,
@@ -71,7 +113,7 @@ pub fn load(host: &Host) -> Tracer {
     };
     if !host.btf_available {
         return not_loaded(
-            "no BTF: the kernel has no /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF off); fentry needs it",
+            "no BTF: the kernel has no /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF off); the probes need it",
             default_facts(),
         );
     }
@@ -109,17 +151,34 @@ pub fn load(host: &Host) -> Tracer {
         }
     };
 
-    let probes = PROBES
+    let mut probes: Vec<ProbeStatus> = Vec::new();
+    for spec in PROBES {
+        let status = attach(
+            &mut ebpf,
+            &aya_btf,
+            &kbtf,
+            &layout.missing,
+            spec,
+            host,
+            opts,
+            &probes,
+        );
+        match (&status.method, &status.reason) {
+            (Some(m), _) => debug!("probe {}: attached with {m} on {}", spec.name, status.function),
+            (_, Some(r)) => warn!("probe {}: not attached: {r}", spec.name),
+            _ => {}
+        }
+        probes.push(status);
+    }
+    if probes
         .iter()
-        .map(|spec| {
-            let status = attach(&mut ebpf, &aya_btf, &kbtf, &layout.missing, spec, host);
-            match &status.reason {
-                None => debug!("probe {}: attached with {METHOD}", spec.name),
-                Some(r) => warn!("probe {}: not attached: {r}", spec.name),
-            }
-            status
-        })
-        .collect();
+        .any(|p| p.name == ADD_PAGES && p.attached && !p.exact())
+    {
+        // __add_pages could not be traced: arch_add_memory opens the allocation window.
+        if let Err(e) = set_window_by_caller(&mut ebpf) {
+            warn!("cannot hand the memmap window to arch_add_memory: {e}");
+        }
+    }
     let events = ebpf
         .take_map("EVENTS")
         .and_then(|m| RingBuf::try_from(m).map_err(|e| warn!("ring buffer: {e}")).ok());
@@ -132,6 +191,14 @@ pub fn load(host: &Host) -> Tracer {
     }
 }
 
+fn set_window_by_caller(ebpf: &mut Ebpf) -> Result<(), String> {
+    let map = ebpf.map_mut("WINDOW_CTL").ok_or("no WINDOW_CTL map")?;
+    let mut ctl = Array::<_, u64>::try_from(map).map_err(|e| e.to_string())?;
+    ctl.set(1, 1, 0).map_err(|e| e.to_string())
+}
+
+/// Tries each alternative in order; the first that attaches wins.
+#[allow(clippy::too_many_arguments)]
 fn attach(
     ebpf: &mut Ebpf,
     btf: &Btf,
@@ -139,21 +206,114 @@ fn attach(
     missing: &[String],
     spec: &ProbeSpec,
     host: &Host,
+    opts: &Options,
+    earlier: &[ProbeStatus],
 ) -> ProbeStatus {
     if let Some(m) = spec.needs.iter().find(|n| missing.iter().any(|m| m == *n)) {
-        return ProbeStatus::failed(spec, format!("struct member {m} is not in this kernel's BTF"));
-    }
-    if !kbtf.has_function(spec.function) {
         return ProbeStatus::failed(
             spec,
-            "function is not in this kernel's BTF (inlined, renamed or absent): fentry impossible",
+            format!("struct member {m} is not in this kernel's BTF"),
+            Vec::new(),
         );
     }
-    match attach_pair(ebpf, btf, spec) {
-        Ok(()) => ProbeStatus::attached(spec, METHOD),
-        Err((stage, e)) => ProbeStatus::failed(spec, explain(stage, &e, host)),
+    let mut tried = Vec::new();
+    for alt in spec.alternatives {
+        let method = alt.way.method();
+        let result = if opts.avoid.contains(&method) {
+            Err(format!(
+                "{} avoided (--avoid {})",
+                method.as_str(),
+                method.as_str()
+            ))
+        } else {
+            try_way(ebpf, btf, kbtf, &alt.way, host, earlier)
+        };
+        match result {
+            Ok(()) => return ProbeStatus::attached(spec, alt, tried),
+            Err(error) => tried.push(Attempt {
+                way: alt.way.describe(),
+                function: alt.way.function(),
+                error,
+            }),
+        }
+    }
+    let reason = tried
+        .first()
+        .map(|a| a.error.clone())
+        .unwrap_or_else(|| "no way to attach".into());
+    ProbeStatus::failed(spec, reason, tried)
+}
+
+fn try_way(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    kbtf: &KernelBtf,
+    way: &Way,
+    host: &Host,
+    earlier: &[ProbeStatus],
+) -> Result<(), String> {
+    let method = way.method();
+    let fail = |(stage, e): (Stage, ProgramError)| explain(method, stage, &e, host);
+    match *way {
+        Way::Pair {
+            method: Method::Fentry,
+            function,
+            entry,
+            exit,
+        } => {
+            if !kbtf.has_function(function) {
+                return Err(NO_BTF_FUNC.into());
+            }
+            attach_fentry_pair(ebpf, btf, function, entry, exit).map_err(fail)
+        }
+        Way::Pair {
+            function,
+            entry,
+            exit,
+            ..
+        } => attach_kprobe_pair(ebpf, function, entry, exit).map_err(fail),
+        Way::Entry {
+            method: Method::Fentry,
+            function,
+            program: name,
+        } => {
+            if !kbtf.has_function(function) {
+                return Err(NO_BTF_FUNC.into());
+            }
+            let p: &mut FEntry = program(ebpf, name).map_err(fail)?;
+            p.load(function, btf).map_err(|e| fail((Stage::Load, e)))?;
+            p.attach().map(|_| ()).map_err(|e| fail((Stage::Attach, e)))
+        }
+        Way::Entry {
+            function,
+            program: name,
+            ..
+        } => {
+            let p: &mut KProbe = program(ebpf, name).map_err(fail)?;
+            p.load().map_err(|e| fail((Stage::Load, e)))?;
+            p.attach(function, 0)
+                .map(|_| ())
+                .map_err(|e| fail((Stage::Attach, e)))
+        }
+        Way::Tracepoint {
+            category,
+            name,
+            program: prog,
+        } => {
+            let p: &mut TracePoint = program(ebpf, prog).map_err(fail)?;
+            p.load().map_err(|e| fail((Stage::Load, e)))?;
+            p.attach(category, name)
+                .map(|_| ())
+                .map_err(|e| fail((Stage::Attach, e)))
+        }
+        Way::Caller { probe, .. } => match earlier.iter().find(|p| p.name == probe) {
+            Some(p) if p.attached => Ok(()),
+            _ => Err(format!("its caller's probe ({probe}) is not attached either")),
+        },
     }
 }
+
+const NO_BTF_FUNC: &str = "function is not in this kernel's BTF (inlined, renamed or absent)";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Stage {
@@ -161,18 +321,48 @@ pub enum Stage {
     Attach,
 }
 
-fn attach_pair(ebpf: &mut Ebpf, btf: &Btf, spec: &ProbeSpec) -> Result<(), (Stage, ProgramError)> {
-    let entry: &mut FEntry = program(ebpf, spec.entry_program)?;
-    entry.load(spec.function, btf).map_err(|e| (Stage::Load, e))?;
+fn attach_fentry_pair(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    function: &str,
+    entry_name: &str,
+    exit_name: &str,
+) -> Result<(), (Stage, ProgramError)> {
+    let entry: &mut FEntry = program(ebpf, entry_name)?;
+    entry.load(function, btf).map_err(|e| (Stage::Load, e))?;
     let entry_link = entry.attach().map_err(|e| (Stage::Attach, e))?;
-    let exit: Result<&mut FExit, _> = program(ebpf, spec.exit_program);
+    let exit: Result<&mut FExit, _> = program(ebpf, exit_name);
     let result = exit.and_then(|exit| {
-        exit.load(spec.function, btf).map_err(|e| (Stage::Load, e))?;
+        exit.load(function, btf).map_err(|e| (Stage::Load, e))?;
         exit.attach().map(|_| ()).map_err(|e| (Stage::Attach, e))
     });
     if result.is_err() {
         // An entry without its exit would only fill the start map: take it away again.
-        if let Ok(entry) = program::<FEntry>(ebpf, spec.entry_program) {
+        if let Ok(entry) = program::<FEntry>(ebpf, entry_name) {
+            let _ = entry.detach(entry_link);
+        }
+    }
+    result
+}
+
+fn attach_kprobe_pair(
+    ebpf: &mut Ebpf,
+    function: &str,
+    entry_name: &str,
+    exit_name: &str,
+) -> Result<(), (Stage, ProgramError)> {
+    let entry: &mut KProbe = program(ebpf, entry_name)?;
+    entry.load().map_err(|e| (Stage::Load, e))?;
+    let entry_link = entry.attach(function, 0).map_err(|e| (Stage::Attach, e))?;
+    let exit: Result<&mut KProbe, _> = program(ebpf, exit_name);
+    let result = exit.and_then(|exit| {
+        exit.load().map_err(|e| (Stage::Load, e))?;
+        exit.attach(function, 0)
+            .map(|_| ())
+            .map_err(|e| (Stage::Attach, e))
+    });
+    if result.is_err() {
+        if let Ok(entry) = program::<KProbe>(ebpf, entry_name) {
             let _ = entry.detach(entry_link);
         }
     }
@@ -193,25 +383,46 @@ fn os_error(e: &ProgramError) -> Option<i32> {
     let io: &io::Error = match e {
         ProgramError::LoadError { io_error, .. } => io_error,
         ProgramError::SyscallError(s) => &s.io_error,
-        _ => return None,
+        // Attach errors of kprobes and tracepoints wrap their io error.
+        other => {
+            let mut cur: Option<&dyn std::error::Error> = Some(other);
+            while let Some(c) = cur {
+                if let Some(io) = c.downcast_ref::<io::Error>() {
+                    return io.raw_os_error();
+                }
+                cur = c.source();
+            }
+            return None;
+        }
     };
     io.raw_os_error()
 }
 
 /// A failure in plain words.
-pub fn explain(stage: Stage, e: &ProgramError, host: &Host) -> String {
+pub fn explain(method: Method, stage: Stage, e: &ProgramError, host: &Host) -> String {
     let errno = os_error(e);
     match (stage, errno) {
         (_, Some(libc::EPERM | libc::EACCES)) if host.lockdown_blocks_tracing() => {
-            "kernel lockdown=confidentiality refuses fentry programs".into()
+            format!(
+                "kernel lockdown=confidentiality refuses {} programs",
+                method.as_str()
+            )
         }
         (_, Some(libc::EPERM | libc::EACCES)) if !host.can_trace => {
             "needs CAP_BPF and CAP_PERFMON (run as root)".into()
         }
-        (Stage::Attach, Some(code @ (libc::EBUSY | libc::EINVAL | ENOTSUPP))) => format!(
-            "function is notrace on this kernel (no ftrace entry; trampoline attach refused: {})",
-            errno_name(code)
-        ),
+        (Stage::Attach, Some(code @ (libc::EBUSY | libc::EINVAL | ENOTSUPP))) if method == Method::Fentry => {
+            format!(
+                "function is notrace on this kernel (no ftrace entry; trampoline attach refused: {})",
+                errno_name(code)
+            )
+        }
+        (Stage::Attach, Some(libc::EINVAL)) if method == Method::Kprobe => {
+            "function is notrace on this kernel or not a kprobe-able symbol (EINVAL)".into()
+        }
+        (Stage::Attach, Some(libc::ENOENT)) if method == Method::Kprobe => {
+            "no such symbol in kallsyms (ENOENT), or the kernel has no kprobes".into()
+        }
         (Stage::Load, _) => match e {
             ProgramError::LoadError {
                 io_error,
@@ -225,8 +436,20 @@ pub fn explain(stage: Stage, e: &ProgramError, host: &Host) -> String {
             }
             _ => format!("load failed: {e}"),
         },
-        (Stage::Attach, _) => format!("attach failed: {e}"),
+        (Stage::Attach, _) => format!("attach failed: {}", error_chain(e)),
     }
+}
+
+/// The error and its sources, one line (aya's attach errors wrap the io error).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// The verifier's own complaint: the line before its statistics block, which starts with
@@ -297,26 +520,67 @@ mod tests {
     #[test]
     fn reasons_in_plain_words() {
         assert_eq!(
-            explain(Stage::Load, &syscall(libc::EPERM), &host("confidentiality", true)),
+            explain(
+                Method::Fentry,
+                Stage::Load,
+                &syscall(libc::EPERM),
+                &host("confidentiality", true)
+            ),
             "kernel lockdown=confidentiality refuses fentry programs"
         );
         assert_eq!(
-            explain(Stage::Load, &syscall(libc::EPERM), &host("none", false)),
+            explain(
+                Method::Kprobe,
+                Stage::Attach,
+                &syscall(libc::EPERM),
+                &host("confidentiality", true)
+            ),
+            "kernel lockdown=confidentiality refuses kprobe programs"
+        );
+        assert!(explain(
+            Method::Kprobe,
+            Stage::Attach,
+            &syscall(libc::EINVAL),
+            &host("none", true)
+        )
+        .contains("notrace"));
+        assert_eq!(
+            explain(
+                Method::Fentry,
+                Stage::Load,
+                &syscall(libc::EPERM),
+                &host("none", false)
+            ),
             "needs CAP_BPF and CAP_PERFMON (run as root)"
         );
-        assert!(explain(Stage::Attach, &syscall(libc::EBUSY), &host("none", true))
-            .starts_with("function is notrace"));
-        assert!(explain(Stage::Attach, &syscall(ENOTSUPP), &host("none", true)).contains("ENOTSUPP"));
-        assert!(
-            explain(Stage::Attach, &syscall(libc::ENOMEM), &host("none", true)).starts_with("attach failed")
-        );
+        assert!(explain(
+            Method::Fentry,
+            Stage::Attach,
+            &syscall(libc::EBUSY),
+            &host("none", true)
+        )
+        .starts_with("function is notrace"));
+        assert!(explain(
+            Method::Fentry,
+            Stage::Attach,
+            &syscall(ENOTSUPP),
+            &host("none", true)
+        )
+        .contains("ENOTSUPP"));
+        assert!(explain(
+            Method::Fentry,
+            Stage::Attach,
+            &syscall(libc::ENOMEM),
+            &host("none", true)
+        )
+        .starts_with("attach failed"));
         let unmounted = Host {
             lockdown: None,
             lockdown_in_kernel_log: true,
             ..host("none", true)
         };
         assert_eq!(
-            explain(Stage::Load, &syscall(libc::EPERM), &unmounted),
+            explain(Method::Fentry, Stage::Load, &syscall(libc::EPERM), &unmounted),
             "kernel lockdown=confidentiality refuses fentry programs"
         );
     }

@@ -2,7 +2,11 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use mhpscope::commands;
+use mhpscope::{commands, loader::Options, probes::Method};
+
+fn parse_method(s: &str) -> Result<Method, String> {
+    Method::parse(s).ok_or_else(|| format!("unknown method {s:?} (fentry, kprobe, tracepoint, caller)"))
+}
 
 #[derive(Parser)]
 #[command(name = "mhpscope", version, about = "Observe Linux memory hotplug with eBPF")]
@@ -10,6 +14,10 @@ struct Cli {
     /// More output: -v shows kernel-side diagnostics and probe warnings, -vv debug detail.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Do not use these attach methods even where they work (fentry, kprobe, tracepoint,
+    /// caller): shows and tests the fallbacks.
+    #[arg(long, global = true, value_delimiter = ',', value_parser = parse_method)]
+    avoid: Vec<Method>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,15 +68,16 @@ fn main() -> ExitCode {
         .build()
         .map_err(anyhow::Error::from)
         .and_then(|rt| {
+            let opts = Options { avoid: cli.avoid };
             rt.block_on(async {
                 match cli.command {
-                    Command::Record { output, duration } => commands::record(output, duration).await,
+                    Command::Record { output, duration } => commands::record(&opts, output, duration).await,
                     Command::Report {
                         input,
                         duration,
                         json,
-                    } => commands::report(input, duration, json).await,
-                    Command::Probes { json } => commands::probes(json).await,
+                    } => commands::report(&opts, input, duration, json).await,
+                    Command::Probes { json } => commands::probes(&opts, json).await,
                 }
             })
         });

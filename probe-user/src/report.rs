@@ -6,10 +6,16 @@ use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, Table};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    event::{mhp, Span},
-    model::{BlockState, ContiguityChange, DurationSummary, Model, OpKind, Operation, Placement, SpanChange},
+    event::{mhp, pgmap_type_name, Span, ZoneId},
+    model::{
+        BlockState, Burst, ContiguityChange, DurationSummary, Finding, HotAdd, MemmapAllocs, Model, OpKind,
+        Operation, Placement, SpanChange,
+    },
     probes::ProbeStatus,
 };
+
+/// Inits closer together than this belong to one burst.
+pub const BURST_GAP_NS: u64 = 100_000_000;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -43,6 +49,78 @@ pub struct Document {
     pub blocks: Vec<BlockDoc>,
     pub zones: Vec<ZoneDoc>,
     pub operations: Vec<Operation>,
+    /// Each `__add_pages` call: where its memmap came from.
+    pub memmap_placements: Vec<PlacementDoc>,
+    pub span_findings: Vec<FindingDoc>,
+    /// Memmap-init parallelism per burst, hotplugged RAM and ZONE_DEVICE.
+    pub ram_init_bursts: Vec<Burst>,
+    pub device_init_bursts: Vec<Burst>,
+    pub device_ranges: Vec<DeviceDoc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlacementDoc {
+    pub ts_ns: u64,
+    pub node: i32,
+    /// Physical range, bytes.
+    pub start: u64,
+    pub size: u64,
+    pub blocks: Vec<u64>,
+    pub self_hosted: bool,
+    /// Pages of the range holding its own memmap.
+    pub altmap_pages: Option<u64>,
+    /// Measured allocations from existing memory (None: not traced).
+    pub allocated: Option<AllocDoc>,
+    /// Nodes other than `node` that supplied memory for it.
+    pub off_node: Vec<i32>,
+    pub ret: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AllocDoc {
+    pub total_bytes: u64,
+    /// 2 MiB vmemmap blocks (order >= 9).
+    pub huge_bytes: u64,
+    /// Page tables, section metadata, base-page vmemmap.
+    pub small_bytes: u64,
+    pub by_node: Vec<NodeBytes>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeBytes {
+    pub node: i32,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FindingDoc {
+    #[serde(flatten)]
+    pub finding: Finding,
+    pub zone_name: String,
+    pub other_zone_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceDoc {
+    pub ts_ns: u64,
+    pub node: i32,
+    pub start: u64,
+    pub end: u64,
+    pub pgmap_type: String,
+    pub altmap: bool,
+    pub ret: i32,
+    pub memremap_ns: u64,
+    pub inits: Vec<DeviceInitDoc>,
+    pub removed_ns: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceInitDoc {
+    pub node: i32,
+    pub zone: String,
+    pub pfn: u64,
+    pub nr_pages: u64,
+    pub duration_ns: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,6 +153,7 @@ pub struct NodeDoc {
     pub removes: u64,
     pub failed: u64,
     pub memmap_init: DurationSummary,
+    pub device_init: DurationSummary,
     pub online: DurationSummary,
     pub offline: DurationSummary,
 }
@@ -95,8 +174,13 @@ pub struct BlockDoc {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VmemmapDoc {
     pub placement: Placement,
+    /// Self-hosted: altmap pages; otherwise the computed memmap size.
     pub pages: u64,
     pub bytes: u64,
+    /// The block's share of its hot-add's measured allocations from existing memory.
+    pub allocated: Option<AllocDoc>,
+    /// Nodes other than the block's own that supplied them.
+    pub off_node: Vec<i32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +195,40 @@ pub struct ZoneDoc {
     pub contiguity_checks: DurationSummary,
     pub span_changes: Vec<SpanChange>,
     pub contiguity_changes: Vec<ContiguityChange>,
+    /// Slow-path `__pageblock_pfn_to_page` calls while tracing, and calls per second over the
+    /// last sample interval and at peak.
+    pub slowpath_calls: u64,
+    pub slowpath_rate: f64,
+    pub slowpath_peak_rate: f64,
+}
+
+fn alloc_doc(a: &MemmapAllocs) -> AllocDoc {
+    AllocDoc {
+        total_bytes: a.total(),
+        huge_bytes: a.huge_bytes,
+        small_bytes: a.small_bytes,
+        by_node: a
+            .by_node
+            .iter()
+            .map(|(&node, &bytes)| NodeBytes { node, bytes })
+            .collect(),
+    }
+}
+
+fn placement_doc(model: &Model, h: &HotAdd) -> PlacementDoc {
+    let l = &model.layout;
+    PlacementDoc {
+        ts_ns: h.ts_ns,
+        node: h.node,
+        start: h.pfn * l.page_size,
+        size: h.nr_pages * l.page_size,
+        blocks: l.blocks_of_pfns(h.pfn, h.nr_pages).collect(),
+        self_hosted: h.self_hosted,
+        altmap_pages: h.altmap_pages,
+        allocated: h.allocs.as_ref().map(alloc_doc),
+        off_node: h.allocs.as_ref().map(|a| a.off_node(h.node)).unwrap_or_default(),
+        ret: h.ret,
+    }
 }
 
 impl Document {
@@ -161,6 +279,7 @@ impl Document {
                     removes: s.removes,
                     failed: s.failed,
                     memmap_init: s.memmap_init.summary(),
+                    device_init: s.device_init.summary(),
                     online: s.online.summary(),
                     offline: s.offline.summary(),
                 })
@@ -181,6 +300,11 @@ impl Document {
                         placement: b.placement,
                         pages: b.vmemmap_pages,
                         bytes: b.vmemmap_pages * l.page_size,
+                        allocated: b.memmap_allocs.as_ref().map(alloc_doc),
+                        off_node: match (&b.memmap_allocs, b.node) {
+                            (Some(a), Some(n)) => a.off_node(n),
+                            _ => Vec::new(),
+                        },
                     },
                 })
                 .collect(),
@@ -198,9 +322,50 @@ impl Document {
                     contiguity_checks: z.contiguity_checks.summary(),
                     span_changes: z.span_changes.clone(),
                     contiguity_changes: z.contiguity_changes.clone(),
+                    slowpath_calls: z.slowpath_calls(),
+                    slowpath_rate: z.slowpath_rates().0,
+                    slowpath_peak_rate: z.slowpath_rates().1,
                 })
                 .collect(),
             operations: model.operations.clone(),
+            memmap_placements: model.hot_adds.iter().map(|h| placement_doc(model, h)).collect(),
+            span_findings: model
+                .findings
+                .iter()
+                .map(|f| FindingDoc {
+                    finding: f.clone(),
+                    zone_name: l.zone_name(f.zone.zone),
+                    other_zone_name: f.other_zone.map(|z: ZoneId| l.zone_name(z.zone)),
+                })
+                .collect(),
+            ram_init_bursts: model.init_bursts(BURST_GAP_NS).0,
+            device_init_bursts: model.init_bursts(BURST_GAP_NS).1,
+            device_ranges: model
+                .devices
+                .iter()
+                .map(|d| DeviceDoc {
+                    ts_ns: d.ts_ns,
+                    node: d.node,
+                    start: d.start,
+                    end: d.end,
+                    pgmap_type: pgmap_type_name(d.pgmap_type).into(),
+                    altmap: d.altmap,
+                    ret: d.ret,
+                    memremap_ns: d.duration_ns,
+                    inits: d
+                        .inits
+                        .iter()
+                        .map(|&(zone, pfn, nr_pages, duration_ns)| DeviceInitDoc {
+                            node: zone.node,
+                            zone: l.zone_name(zone.zone),
+                            pfn,
+                            nr_pages,
+                            duration_ns,
+                        })
+                        .collect(),
+                    removed_ns: d.removed_ns,
+                })
+                .collect(),
         }
     }
 
@@ -238,11 +403,45 @@ impl Document {
         }
         section(&mut out, "Probes", self.probes_table());
         section(&mut out, "Nodes", self.nodes_table());
+        let init_fn = self
+            .probes
+            .iter()
+            .find(|p| p.name == crate::probes::MEMMAP_INIT_RANGE && p.attached)
+            .map_or("not traced", |p| p.function.as_str());
         section(
             &mut out,
-            "Memmap initialisation per node (move_pfn_range_to_zone)",
-            self.memmap_table(),
+            &format!("Memmap initialisation per node: hotplugged RAM ({init_fn})"),
+            self.memmap_table(|n| &n.memmap_init),
         );
+        if self.nodes.iter().any(|n| n.device_init.count > 0) {
+            let dev_fn = self
+                .probes
+                .iter()
+                .find(|p| p.name == crate::probes::MEMMAP_INIT_ZONE_DEVICE && p.attached)
+                .map_or("not traced", |p| p.function.as_str());
+            section(
+                &mut out,
+                &format!("Memmap initialisation per node: ZONE_DEVICE ({dev_fn})"),
+                self.memmap_table(|n| &n.device_init),
+            );
+        }
+        section(
+            &mut out,
+            "Memmap init parallelism per burst (concurrency = sum of init times / wall time)",
+            self.bursts_table(),
+        );
+        section(
+            &mut out,
+            "Memmap placement per hot-add (__add_pages; bytes taken from memory that existed before)",
+            self.placement_table(),
+        );
+        if !self.device_ranges.is_empty() {
+            section(
+                &mut out,
+                "ZONE_DEVICE ranges (memremap_pages)",
+                self.devices_table(),
+            );
+        }
         let (blocks, untouched) = self.blocks_table();
         let title = if untouched > 0 {
             format!("Memory blocks touched while tracing ({untouched} others unchanged)")
@@ -252,19 +451,188 @@ impl Document {
         section(&mut out, &title, blocks);
         section(&mut out, "Zones", self.zones_table());
         section(&mut out, "Zone span changes", self.span_table());
+        section(&mut out, "Zone span check findings", self.findings_table());
         section(&mut out, "Contiguity transitions", self.contiguity_table());
         section(&mut out, "Timeline", self.timeline_table());
         out
     }
 
     fn probes_table(&self) -> Table {
-        let mut t = table(&["probe", "attached", "how", "why not"]);
+        let mut t = table(&["probe", "attached", "how", "loses / why not"]);
         for p in &self.probes {
+            let note = match (&p.loses, &p.reason) {
+                (Some(l), _) => format!("loses: {l}"),
+                (None, Some(r)) => r.clone(),
+                _ => String::new(),
+            };
             t.add_row(vec![
                 p.name.clone(),
                 if p.attached { "yes" } else { "no" }.into(),
-                p.method.clone().unwrap_or_else(|| "-".into()),
-                p.reason.clone().unwrap_or_default(),
+                p.method
+                    .as_ref()
+                    .map_or("-".into(), |m| format!("{m} {}", p.function)),
+                note,
+            ]);
+        }
+        t
+    }
+
+    fn bursts_table(&self) -> Table {
+        let mut t = table(&[
+            "kind",
+            "start",
+            "inits",
+            "nodes",
+            "sum of inits",
+            "wall",
+            "concurrency",
+            "max at once",
+        ]);
+        let rows = self
+            .ram_init_bursts
+            .iter()
+            .map(|b| ("RAM", b))
+            .chain(self.device_init_bursts.iter().map(|b| ("ZONE_DEVICE", b)));
+        for (kind, b) in rows {
+            t.add_row(vec![
+                kind.to_string(),
+                fmt_ts(b.start_ns),
+                b.inits.to_string(),
+                b.nodes
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                fmt_ns(b.busy_ns),
+                fmt_ns(b.wall_ns),
+                format!("{:.2}", b.concurrency),
+                b.max_overlap.to_string(),
+            ]);
+        }
+        t
+    }
+
+    fn placement_table(&self) -> Table {
+        let mut t = table(&[
+            "time",
+            "node",
+            "phys range",
+            "blocks",
+            "memmap",
+            "from existing memory",
+            "by node",
+        ]);
+        for p in &self.memmap_placements {
+            let memmap = if p.self_hosted {
+                match p.altmap_pages {
+                    Some(n) => format!("self-hosted ({n} pages)"),
+                    None => "self-hosted".into(),
+                }
+            } else {
+                "existing memory".into()
+            };
+            let (total, by_node) = match &p.allocated {
+                None => ("not traced".to_string(), String::new()),
+                Some(a) => (
+                    format!(
+                        "{} ({} vmemmap + {} other)",
+                        fmt_bytes(a.total_bytes),
+                        fmt_bytes(a.huge_bytes),
+                        fmt_bytes(a.small_bytes)
+                    ),
+                    a.by_node
+                        .iter()
+                        .map(|nb| {
+                            let name = if nb.node < 0 {
+                                "node ?".to_string()
+                            } else {
+                                format!("node {}", nb.node)
+                            };
+                            let off = if nb.node >= 0 && nb.node != p.node {
+                                " OFF-NODE"
+                            } else {
+                                ""
+                            };
+                            format!("{name}: {}{off}", fmt_bytes(nb.bytes))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+            };
+            t.add_row(vec![
+                fmt_ts(p.ts_ns),
+                p.node.to_string(),
+                format!("{:#x}-{:#x}", p.start, p.start + p.size),
+                p.blocks
+                    .iter()
+                    .map(|b| b.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                memmap,
+                if p.ret == 0 {
+                    total
+                } else {
+                    format!("failed ({})", p.ret)
+                },
+                by_node,
+            ]);
+        }
+        t
+    }
+
+    fn devices_table(&self) -> Table {
+        let mut t = table(&[
+            "time",
+            "node",
+            "phys range",
+            "type",
+            "memmap",
+            "memremap took",
+            "memmap init (zone, pages, took)",
+            "removed",
+        ]);
+        for d in &self.device_ranges {
+            let inits = d
+                .inits
+                .iter()
+                .map(|i| format!("{} {}, {}, {}", i.node, i.zone, i.nr_pages, fmt_ns(i.duration_ns)))
+                .collect::<Vec<_>>()
+                .join("; ");
+            t.add_row(vec![
+                fmt_ts(d.ts_ns),
+                d.node.to_string(),
+                format!("{:#x}-{:#x} ({})", d.start, d.end, fmt_bytes(d.end - d.start)),
+                d.pgmap_type.clone(),
+                if d.altmap {
+                    "on the device (altmap)"
+                } else {
+                    "in RAM"
+                }
+                .into(),
+                if d.ret == 0 {
+                    fmt_ns(d.memremap_ns)
+                } else {
+                    format!("failed ({})", d.ret)
+                },
+                inits,
+                d.removed_ns.map_or("-".into(), fmt_ts),
+            ]);
+        }
+        t
+    }
+
+    fn findings_table(&self) -> Table {
+        let mut t = table(&["time", "node", "zone", "check", "event", "pfns", "what"]);
+        for f in &self.span_findings {
+            let x = &f.finding;
+            t.add_row(vec![
+                fmt_ts(x.ts_ns),
+                x.zone.node.to_string(),
+                f.zone_name.clone(),
+                format!("{:?}", x.check),
+                format!("{}({:#x}+{:#x})", x.cause, x.event_pfn, x.event_nr_pages),
+                format!("{:#x}-{:#x}", x.pfns.0, x.pfns.1),
+                x.message.clone(),
             ]);
         }
         t
@@ -296,10 +664,10 @@ impl Document {
         t
     }
 
-    fn memmap_table(&self) -> Table {
+    fn memmap_table(&self, which: impl Fn(&NodeDoc) -> &DurationSummary) -> Table {
         let mut t = table(&["node", "count", "p50", "p99", "max", "total", "pages", "pages/s"]);
-        for n in self.nodes.iter().filter(|n| n.memmap_init.count > 0) {
-            let m = &n.memmap_init;
+        for n in self.nodes.iter().filter(|n| which(n).count > 0) {
+            let m = which(n);
             t.add_row(right(vec![
                 n.node.to_string(),
                 m.count.to_string(),
@@ -333,10 +701,26 @@ impl Document {
                 untouched += 1;
                 continue;
             }
-            let placement = match b.vmemmap.placement {
-                Placement::SelfHosted => "self-hosted (altmap)",
-                Placement::ExistingMemory => "existing memory",
-                Placement::Unknown => "unknown",
+            let placement = match (&b.vmemmap.placement, &b.vmemmap.allocated) {
+                (Placement::SelfHosted, _) => "self-hosted (altmap)".to_string(),
+                (Placement::ExistingMemory, Some(a)) => {
+                    let nodes: Vec<String> = a
+                        .by_node
+                        .iter()
+                        .filter(|nb| nb.bytes > 0)
+                        .map(|nb| {
+                            let off = if b.vmemmap.off_node.contains(&nb.node) {
+                                " OFF-NODE"
+                            } else {
+                                ""
+                            };
+                            format!("node {} {}{off}", nb.node, fmt_bytes(nb.bytes))
+                        })
+                        .collect();
+                    format!("existing memory: {}", nodes.join(", "))
+                }
+                (Placement::ExistingMemory, None) => "existing memory (computed)".to_string(),
+                (Placement::Unknown, _) => "unknown".to_string(),
             };
             t.add_row(vec![
                 format!("memory{}", b.id),
@@ -364,6 +748,7 @@ impl Document {
             "contiguous",
             "span changes",
             "contiguity changes",
+            "slow-path calls (last/peak per s)",
         ]);
         for z in &self.zones {
             t.add_row(vec![
@@ -380,6 +765,14 @@ impl Document {
                     .map_or("?".into(), |c| if c { "yes" } else { "no" }.to_string()),
                 z.span_changes.len().to_string(),
                 z.contiguity_changes.len().to_string(),
+                if z.slowpath_calls == 0 {
+                    "0".into()
+                } else {
+                    format!(
+                        "{} ({:.0}/{:.0})",
+                        z.slowpath_calls, z.slowpath_rate, z.slowpath_peak_rate
+                    )
+                },
             ]);
         }
         t

@@ -56,17 +56,17 @@ pub const KERNELS: &[KernelSpec] = &[
         image_regex: r"^linux-image-6\.12\.[0-9]+\+deb12-amd64$",
         image_prefix: "linux-image-6.12.",
         layout: Layout::Classic,
-        enabled: false,
+        enabled: true,
     },
     KernelSpec {
         name: "7.2",
         suite: "sid",
         needs_extra_suite: true,
         meta_package: "linux-image-amd64/sid",
-        image_regex: r"^linux-binary-7\.2\.[0-9]+\+deb14-amd64$",
+        image_regex: r"^linux-image-7\.2\.[0-9]+\+deb14-amd64$",
         image_prefix: "linux-image-7.2.",
         layout: Layout::Split,
-        enabled: false,
+        enabled: true,
     },
 ];
 
@@ -133,14 +133,17 @@ pub fn fetch(spec: &KernelSpec) -> Result<Kernel> {
         std::fs::create_dir_all(&tmp)?;
         let mut pkgs = vec![package.clone()];
         if let Layout::Split = spec.layout {
+            // The image package is a meta package: the kernel and its modules live apart.
             pkgs.push(package.replacen("linux-image-", "linux-binary-", 1));
+            pkgs.push(package.replacen("linux-image-", "linux-modules-", 1));
         }
         for p in &pkgs {
-            util::run(
-                Command::new("apt-get")
-                    .current_dir(&tmp)
-                    .args(["download", &format!("{p}={version}")]),
-            )
+            util::run(Command::new("apt-get").current_dir(&tmp).args([
+                "-o",
+                "APT::Sandbox::User=root",
+                "download",
+                &format!("{p}={version}"),
+            ]))
             .with_context(|| format!("apt-get download {p}"))?;
         }
         for entry in std::fs::read_dir(&tmp)? {
@@ -291,7 +294,7 @@ mod tests {
     #[test]
     fn only_enabled_kernels_resolve() {
         assert!(lookup("6.1").is_ok());
-        assert!(lookup("6.12").is_err());
+        assert!(lookup("6.12").is_ok());
         assert!(lookup("5.10").is_err());
     }
 }

@@ -28,6 +28,7 @@ const BPF_LINKER_INSTALL: &str =
 
 pub fn run() -> Result<()> {
     let t0 = Instant::now();
+    lab_suites()?;
     let missing = missing_packages()?;
     let linker = find_bpf_linker();
     println!(
@@ -103,6 +104,78 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
+/// The lab's newer kernels come from these suites. They are added to apt's sources pinned at
+/// priority 1, so that only an explicit `apt-get download pkg=version` ever takes from them.
+const LAB_SUITES: &[&str] = &["bookworm-backports", "sid"];
+const LAB_SOURCES: &str = "/etc/apt/sources.list.d/mhpscope-lab.sources";
+const LAB_PIN: &str = "/etc/apt/preferences.d/mhpscope-lab";
+
+/// Adds the lab suites, using the Debian mirror the system's own sources already name.
+fn lab_suites() -> Result<()> {
+    if std::path::Path::new(LAB_SOURCES).exists() && std::path::Path::new(LAB_PIN).exists() {
+        return Ok(());
+    }
+    let mirror = debian_mirror().unwrap_or_else(|| "http://deb.debian.org/debian".to_string());
+    let sources = format!(
+        "# Added by `cargo xtask setup` for the lab's guest kernels (pinned to priority 1 in {LAB_PIN}).\n\
+         Types: deb\nURIs: {mirror}\nSuites: {}\nComponents: main\n\
+         Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+        LAB_SUITES.join(" ")
+    );
+    let pin: String = LAB_SUITES
+        .iter()
+        .map(|s| format!("Package: *\nPin: release n={s}\nPin-Priority: 1\n\n"))
+        .collect();
+    if !is_root() {
+        eprintln!("setup: the lab kernels need these apt sources; run as root:");
+        eprintln!("  cat > {LAB_SOURCES} <<'EOF'\n{sources}EOF");
+        eprintln!("  cat > {LAB_PIN} <<'EOF'\n{pin}EOF");
+        eprintln!("  apt-get update");
+        bail!("setup: the lab's apt sources are missing (not root, cannot add them)");
+    }
+    println!(
+        "setup: adding {} to apt sources ({LAB_SOURCES}, pinned in {LAB_PIN})",
+        LAB_SUITES.join(", ")
+    );
+    std::fs::write(LAB_PIN, pin).with_context(|| format!("writing {LAB_PIN}"))?;
+    std::fs::write(LAB_SOURCES, sources).with_context(|| format!("writing {LAB_SOURCES}"))?;
+    apt_update()
+}
+
+/// The first `URIs:`/`deb` address serving bookworm in the system's sources.
+fn debian_mirror() -> Option<String> {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        files.extend(dir.flatten().map(|e| e.path()));
+    }
+    files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "sources" || e == "list"))
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .find_map(|text| mirror_in(&text))
+}
+
+fn mirror_in(text: &str) -> Option<String> {
+    // deb822 stanzas, then one-line entries.
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+        };
+        if let (Some(uris), Some(suites)) = (field("URIs:"), field("Suites:")) {
+            if suites.split_whitespace().any(|s| s == "bookworm") {
+                return uris.split_whitespace().next().map(str::to_string);
+            }
+        }
+    }
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().filter(|w| !w.starts_with('[')).collect();
+        (f.len() >= 3 && f[0] == "deb" && f[2] == "bookworm").then(|| f[1].to_string())
+    })
+}
+
 pub fn apt_update() -> Result<()> {
     println!("setup: apt-get update");
     util::run(
@@ -148,4 +221,19 @@ pub fn find_bpf_linker() -> Option<PathBuf> {
             .map(|s| s.success())
             .unwrap_or(false)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mirror_in;
+
+    #[test]
+    fn mirror_comes_from_the_bookworm_stanza() {
+        let deb822 = "Types: deb\nURIs: http://m.example/debian-security\nSuites: bookworm-security\n\n\
+                      Types: deb\nURIs: http://m.example/debian\nSuites: bookworm bookworm-updates\n";
+        assert_eq!(mirror_in(deb822).as_deref(), Some("http://m.example/debian"));
+        let one_line = "deb [arch=amd64] http://m.example/debian bookworm main\n";
+        assert_eq!(mirror_in(one_line).as_deref(), Some("http://m.example/debian"));
+        assert_eq!(mirror_in("deb http://x/ trixie main\n"), None);
+    }
 }

@@ -1,5 +1,7 @@
 //! The model: what mhpscope knows about memory hotplug on one kernel, built from the static
 //! frame and the traced events. Pure and deterministic: no I/O, no printing.
+pub mod bursts;
+pub mod span_checks;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -10,7 +12,13 @@ pub use stats::{percentile, DurationSummary, Durations};
 use crate::{
     event::{Event, Op, Span, ZoneId},
     frame::Frame,
+    probes::{ProbeStatus, MEMMAP_INIT_RANGE, MEMMAP_INIT_ZONE_DEVICE},
 };
+pub use bursts::{Burst, Init};
+pub use span_checks::{Check, Finding, SpanChecker};
+
+/// enum meminit_context: MEMINIT_HOTPLUG.
+const MEMINIT_HOTPLUG: u32 = 1;
 
 /// Kernel facts needed to interpret events: zone names, page and block sizes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +108,66 @@ pub enum Placement {
     Unknown,
 }
 
+/// Memory taken from existing memory for one hot-add's memmap (kmem:mm_page_alloc inside
+/// `__add_pages`), by the node that memory is on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemmapAllocs {
+    /// node -> bytes; node -1 when the page's node is not known.
+    pub by_node: BTreeMap<i32, u64>,
+    /// Allocations of order >= 9 (2 MiB vmemmap blocks) and smaller ones (page tables,
+    /// section metadata, base-page vmemmap when no huge page was available).
+    pub huge_bytes: u64,
+    pub small_bytes: u64,
+}
+
+impl MemmapAllocs {
+    pub fn total(&self) -> u64 {
+        self.huge_bytes + self.small_bytes
+    }
+
+    /// Nodes other than `home` that supplied memory.
+    pub fn off_node(&self, home: i32) -> Vec<i32> {
+        self.by_node
+            .keys()
+            .copied()
+            .filter(|&n| n != home && n >= 0)
+            .collect()
+    }
+}
+
+/// One `__add_pages` call: the sparse sections of a hot-add.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HotAdd {
+    pub ts_ns: u64,
+    pub node: i32,
+    pub pfn: u64,
+    pub nr_pages: u64,
+    pub self_hosted: bool,
+    /// Pages of the range holding its own memmap (altmap), when known.
+    pub altmap_pages: Option<u64>,
+    /// None when page allocations were not traced.
+    pub allocs: Option<MemmapAllocs>,
+    pub ret: i32,
+}
+
+/// A ZONE_DEVICE range (memremap_pages) and its memmap initialisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRange {
+    pub ts_ns: u64,
+    pub node: i32,
+    /// Physical range, half-open.
+    pub start: u64,
+    pub end: u64,
+    pub pgmap_type: u32,
+    /// The memmap lives on the device (PGMAP_ALTMAP_VALID).
+    pub altmap: bool,
+    pub ret: i32,
+    pub duration_ns: u64,
+    /// memmap_init_zone_device calls for it: (zone, pfn, nr_pages, duration_ns).
+    pub inits: Vec<(ZoneId, u64, u64, u64)>,
+    pub removed_ns: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
     pub id: u64,
@@ -112,6 +180,8 @@ pub struct Block {
     pub offlined: u32,
     pub placement: Placement,
     pub vmemmap_pages: u64,
+    /// This block's share of its hot-add's memmap allocations, when they were traced.
+    pub memmap_allocs: Option<MemmapAllocs>,
 }
 
 impl Block {
@@ -126,6 +196,7 @@ impl Block {
             offlined: 0,
             placement: Placement::Unknown,
             vmemmap_pages: 0,
+            memmap_allocs: None,
         }
     }
 }
@@ -135,7 +206,10 @@ pub struct NodeStats {
     pub hot_adds: u64,
     pub removes: u64,
     pub failed: u64,
+    /// Memmap initialisation of hotplugged RAM.
     pub memmap_init: Durations,
+    /// Memmap initialisation of ZONE_DEVICE memory.
+    pub device_init: Durations,
     pub online: Durations,
     pub offline: Durations,
 }
@@ -170,6 +244,28 @@ pub struct ZoneState {
     pub contiguity_changes: Vec<ContiguityChange>,
     /// set_zone_contiguous calls and time spent in them.
     pub contiguity_checks: Durations,
+    /// Slow-path `__pageblock_pfn_to_page` samples: (time, calls so far).
+    pub slowpath: Vec<(u64, u64)>,
+}
+
+impl ZoneState {
+    pub fn slowpath_calls(&self) -> u64 {
+        self.slowpath.last().map_or(0, |s| s.1)
+    }
+
+    /// Calls per second over the last sampled interval, and the highest such rate.
+    pub fn slowpath_rates(&self) -> (f64, f64) {
+        let rates: Vec<f64> = self
+            .slowpath
+            .windows(2)
+            .map(|w| {
+                let dt = w[1].0.saturating_sub(w[0].0).max(1) as f64 / 1e9;
+                w[1].1.saturating_sub(w[0].1) as f64 / dt
+            })
+            .collect();
+        let last = rates.last().copied().unwrap_or(0.0);
+        (last, rates.iter().copied().fold(0.0, f64::max))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,8 +300,23 @@ pub struct Model {
     pub nodes: BTreeMap<i32, NodeStats>,
     pub zones: BTreeMap<ZoneId, ZoneState>,
     pub operations: Vec<Operation>,
+    pub hot_adds: Vec<HotAdd>,
+    pub devices: Vec<DeviceRange>,
+    pub findings: Vec<Finding>,
+    /// Memmap inits as time intervals, for the parallelism per burst: RAM and ZONE_DEVICE.
+    pub ram_inits: Vec<Init>,
+    pub device_inits: Vec<Init>,
     pub events: u64,
     pub lost_events: u64,
+    /// Whether memmap_init_range / memmap_init_zone_device are traced themselves; if not,
+    /// their callers' durations stand in.
+    exact_ram_init: bool,
+    exact_device_init: bool,
+    /// Whether kmem:mm_page_alloc was traced (memmap placement is then measured, not computed).
+    allocs_traced: bool,
+    checker: SpanChecker,
+    /// Allocations of `__add_pages` calls still running, by (node, first pfn).
+    open_allocs: BTreeMap<(i32, u64), MemmapAllocs>,
 }
 
 impl Model {
@@ -216,9 +327,30 @@ impl Model {
             nodes: BTreeMap::new(),
             zones: BTreeMap::new(),
             operations: Vec::new(),
+            hot_adds: Vec::new(),
+            devices: Vec::new(),
+            findings: Vec::new(),
+            ram_inits: Vec::new(),
+            device_inits: Vec::new(),
             events: 0,
             lost_events: 0,
+            exact_ram_init: false,
+            exact_device_init: false,
+            allocs_traced: false,
+            checker: SpanChecker::new(span_checks::X86_64_SUBSECTION_PAGES),
+            open_allocs: BTreeMap::new(),
         }
+    }
+
+    /// Which probes attached decides which events carry memmap-init times and placements.
+    pub fn set_probes(&mut self, probes: &[ProbeStatus]) {
+        let exact = |name: &str| probes.iter().any(|p| p.name == name && p.exact());
+        self.exact_ram_init = exact(MEMMAP_INIT_RANGE);
+        self.exact_device_init = exact(MEMMAP_INIT_ZONE_DEVICE);
+        self.allocs_traced = probes.iter().any(|p| p.name == "mm_page_alloc" && p.attached)
+            && probes
+                .iter()
+                .any(|p| p.name == crate::probes::ADD_PAGES && p.attached);
     }
 
     /// Seeds blocks, nodes and zones from the static picture taken at start-up.
@@ -241,6 +373,30 @@ impl Model {
             self.nodes.entry(n.node).or_default();
         }
         self.update_zone_figures(frame, true);
+        self.seed_checker();
+    }
+
+    /// The span checker starts from the frame: each zone's span, and the online blocks of a
+    /// single zone as its pages (clipped to the span: boot blocks may straddle a hole).
+    fn seed_checker(&mut self) {
+        for (&id, zone) in &self.zones {
+            self.checker.seed_span(id, zone.span);
+        }
+        let per_block = self.layout.pages_per_block();
+        for b in self.blocks.values() {
+            let (Some(node), Some(zone), BlockState::Online) = (b.node, b.zone, &b.state) else {
+                continue;
+            };
+            let id = ZoneId { node, zone };
+            let Some(span) = self.zones.get(&id).map(|z| z.span) else {
+                continue;
+            };
+            let start = (b.id * per_block).max(span.start_pfn);
+            let end = ((b.id + 1) * per_block).min(span.end_pfn());
+            if start < end {
+                self.checker.seed_assigned(id, start, end - start);
+            }
+        }
     }
 
     /// Present/managed pages from a later frame (the end of a recording); spans come from events.
@@ -316,6 +472,24 @@ impl Model {
                         self.layout.memmap_pages_for(self.layout.pages_per_block()),
                     ),
                 };
+                let page = self.layout.page_size.max(1);
+                if let Some(h) = self
+                    .hot_adds
+                    .iter_mut()
+                    .rev()
+                    .find(|h| h.pfn == start / page && h.node == node)
+                {
+                    // __add_pages already created the blocks: only the altmap size is new.
+                    if altmap.is_some() {
+                        h.altmap_pages = Some(pages * n_blocks);
+                        for id in ids {
+                            if let Some(b) = self.blocks.get_mut(&id) {
+                                b.vmemmap_pages = pages;
+                            }
+                        }
+                    }
+                    return;
+                }
                 for id in ids {
                     // A hot-add creates the block afresh, whatever was known of that id before.
                     self.blocks.insert(
@@ -330,6 +504,177 @@ impl Model {
                         },
                     );
                 }
+            }
+            Op::AddPages {
+                node,
+                pfn,
+                nr_pages,
+                altmap,
+                ret,
+            } => {
+                let allocs = self.open_allocs.remove(&(node, pfn));
+                let allocs = if self.allocs_traced {
+                    Some(allocs.unwrap_or_default())
+                } else {
+                    allocs
+                };
+                self.hot_adds.push(HotAdd {
+                    ts_ns: ev.ts_ns,
+                    node,
+                    pfn,
+                    nr_pages,
+                    self_hosted: altmap,
+                    altmap_pages: None,
+                    allocs: allocs.clone(),
+                    ret,
+                });
+                if ret != 0 {
+                    return;
+                }
+                let ids = self.layout.blocks_of_pfns(pfn, nr_pages);
+                let n_blocks = ids.clone().count() as u64;
+                let share = allocs.map(|a| MemmapAllocs {
+                    by_node: a
+                        .by_node
+                        .iter()
+                        .map(|(&n, &b)| (n, b / n_blocks.max(1)))
+                        .collect(),
+                    huge_bytes: a.huge_bytes / n_blocks.max(1),
+                    small_bytes: a.small_bytes / n_blocks.max(1),
+                });
+                let pages = if altmap {
+                    0
+                } else {
+                    self.layout.memmap_pages_for(self.layout.pages_per_block())
+                };
+                for id in ids {
+                    self.blocks.insert(
+                        id,
+                        Block {
+                            node: Some(node),
+                            state: BlockState::Offline,
+                            hot_added: true,
+                            placement: if altmap {
+                                Placement::SelfHosted
+                            } else {
+                                Placement::ExistingMemory
+                            },
+                            vmemmap_pages: pages,
+                            memmap_allocs: share.clone(),
+                            ..Block::new(id)
+                        },
+                    );
+                }
+            }
+            Op::PageAlloc {
+                pfn,
+                order,
+                window_node,
+                window_pfn,
+            } => {
+                let node = self.node_of_pfn(pfn).unwrap_or(-1);
+                let bytes = self.layout.page_size << order.min(20);
+                let a = self.open_allocs.entry((window_node, window_pfn)).or_default();
+                *a.by_node.entry(node).or_default() += bytes;
+                if order >= 9 {
+                    a.huge_bytes += bytes;
+                } else {
+                    a.small_bytes += bytes;
+                }
+            }
+            Op::MemmapInitRange {
+                zone,
+                pfn: _,
+                nr_pages,
+                context,
+            } => {
+                if self.exact_ram_init && context == MEMINIT_HOTPLUG {
+                    self.record_ram_init(ev, zone.node, nr_pages);
+                }
+            }
+            Op::MemmapInitZoneDevice {
+                zone, pfn, nr_pages, ..
+            } => {
+                if self.exact_device_init {
+                    self.record_device_init(ev, zone.node, nr_pages);
+                }
+                let end_byte = (pfn + nr_pages) * self.layout.page_size;
+                let start_byte = pfn * self.layout.page_size;
+                // The range being created: memremap_pages has not returned yet.
+                if let Some(d) = self.pending_device(start_byte, end_byte) {
+                    d.inits.push((zone, pfn, nr_pages, ev.duration_ns));
+                } else {
+                    self.devices.push(DeviceRange {
+                        ts_ns: ev.ts_ns,
+                        node: zone.node,
+                        start: start_byte,
+                        end: end_byte,
+                        pgmap_type: 0,
+                        altmap: false,
+                        ret: 0,
+                        duration_ns: 0,
+                        inits: vec![(zone, pfn, nr_pages, ev.duration_ns)],
+                        removed_ns: None,
+                    });
+                    // Marked as pending by duration 0 until memremap_pages returns.
+                }
+            }
+            Op::MemremapPages {
+                node,
+                start,
+                end,
+                pgmap_type,
+                altmap,
+                ret,
+                ..
+            } => {
+                let pages = (end.saturating_sub(start)) / self.layout.page_size.max(1);
+                if !self.exact_device_init && ret == 0 {
+                    self.record_device_init(ev, node, pages);
+                }
+                let d = match self.pending_device(start, end) {
+                    Some(d) => d,
+                    None => {
+                        self.devices.push(DeviceRange {
+                            ts_ns: ev.ts_ns,
+                            node,
+                            start,
+                            end,
+                            pgmap_type,
+                            altmap,
+                            ret,
+                            duration_ns: 0,
+                            inits: Vec::new(),
+                            removed_ns: None,
+                        });
+                        self.devices.last_mut().unwrap()
+                    }
+                };
+                d.ts_ns = ev.ts_ns;
+                d.node = node;
+                d.start = start;
+                d.end = end;
+                d.pgmap_type = pgmap_type;
+                d.altmap = altmap;
+                d.ret = ret;
+                d.duration_ns = ev.duration_ns.max(1);
+            }
+            Op::MemunmapPages { start, end, .. } => {
+                if let Some(d) = self
+                    .devices
+                    .iter_mut()
+                    .rev()
+                    .find(|d| d.start == start && d.end == end && d.removed_ns.is_none())
+                {
+                    d.removed_ns = Some(ev.ts_ns);
+                }
+            }
+            Op::SlowPathSample { zone, calls } => {
+                self.zones
+                    .entry(zone)
+                    .or_default()
+                    .slowpath
+                    .push((ev.ts_ns, calls));
             }
             Op::MhpInitMemmapOnMemory {
                 pfn,
@@ -364,11 +709,19 @@ impl Model {
                 before,
                 after,
             } => {
-                self.nodes
-                    .entry(zone.node)
-                    .or_default()
-                    .memmap_init
-                    .record(ev.duration_ns, nr_pages);
+                if !self.exact_ram_init {
+                    self.record_ram_init(ev, zone.node, nr_pages);
+                }
+                let found = self.checker.moved_to_zone(
+                    ev.ts_ns,
+                    ev.op.function(),
+                    zone,
+                    pfn,
+                    nr_pages,
+                    before,
+                    after,
+                );
+                self.findings.extend(found);
                 self.span_change(ev, zone, pfn, nr_pages, before, after);
             }
             Op::RemovePfnRangeFromZone {
@@ -377,7 +730,19 @@ impl Model {
                 zone,
                 before,
                 after,
-            } => self.span_change(ev, zone, pfn, nr_pages, before, after),
+            } => {
+                let found = self.checker.removed_from_zone(
+                    ev.ts_ns,
+                    ev.op.function(),
+                    zone,
+                    pfn,
+                    nr_pages,
+                    before,
+                    after,
+                );
+                self.findings.extend(found);
+                self.span_change(ev, zone, pfn, nr_pages, before, after);
+            }
             Op::SetZoneContiguous {
                 zone,
                 contiguous,
@@ -396,6 +761,7 @@ impl Model {
                     z.contiguous = Some(contiguous);
                 }
                 z.span = span;
+                self.checker.observe_span(zone, span);
             }
             Op::TryRemoveMemory { start, size, ret } => {
                 let node = self.node_of_range(start, size);
@@ -462,6 +828,57 @@ impl Model {
             });
         }
         z.span = after;
+    }
+
+    fn record_ram_init(&mut self, ev: &Event, node: i32, pages: u64) {
+        self.nodes
+            .entry(node)
+            .or_default()
+            .memmap_init
+            .record(ev.duration_ns, pages);
+        self.ram_inits.push(Init {
+            node,
+            start_ns: ev.start_ns(),
+            end_ns: ev.ts_ns,
+            pages,
+        });
+    }
+
+    fn record_device_init(&mut self, ev: &Event, node: i32, pages: u64) {
+        self.nodes
+            .entry(node)
+            .or_default()
+            .device_init
+            .record(ev.duration_ns, pages);
+        self.device_inits.push(Init {
+            node,
+            start_ns: ev.start_ns(),
+            end_ns: ev.ts_ns,
+            pages,
+        });
+    }
+
+    /// A device range whose memremap_pages has not returned yet, overlapping [start, end).
+    fn pending_device(&mut self, start: u64, end: u64) -> Option<&mut DeviceRange> {
+        self.devices
+            .iter_mut()
+            .rev()
+            .find(|d| d.duration_ns == 0 && d.start < end && start < d.end)
+    }
+
+    /// Node of the memory block holding `pfn`, as far as known.
+    pub fn node_of_pfn(&self, pfn: u64) -> Option<i32> {
+        self.blocks
+            .get(&self.layout.block_of_pfn(pfn))
+            .and_then(|b| b.node)
+    }
+
+    /// Parallelism of memmap initialisation, per burst (inits closer than `gap_ns`).
+    pub fn init_bursts(&self, gap_ns: u64) -> (Vec<Burst>, Vec<Burst>) {
+        (
+            bursts::bursts(&self.ram_inits, gap_ns),
+            bursts::bursts(&self.device_inits, gap_ns),
+        )
     }
 
     fn pfn_range_bytes(&self, pfn: u64, nr_pages: u64) -> (u64, u64) {

@@ -1,0 +1,928 @@
+//! Zone span checks, run after every span change.
+//!
+//! `shrink_zone_span` (via `remove_pfn_range_from_zone`) has been wrong in several ways: it can
+//! leave pages assigned to a zone outside the zone's span, shrink at subsection granularity past
+//! what was removed, or empty a zone unexpectedly. Nothing in the kernel reports these states, so
+//! we track which pfns each zone holds and compare them with the span the kernel reports.
+//! Pure and deterministic: no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Span, ZoneId};
+
+/// Pages per memory subsection on x86_64 (2 MiB of 4 KiB pages).
+pub const X86_64_SUBSECTION_PAGES: u64 = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// Pages assigned to the zone lie outside its span.
+    OutsideSpan,
+    /// The zone's span intersects another zone's span on the same node.
+    Overlap,
+    /// The span shrank to a boundary that is not subsection-aligned.
+    UnalignedShrink,
+    /// The span became empty (informational).
+    BecameEmpty,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub ts_ns: u64,
+    pub zone: ZoneId,
+    pub check: Check,
+    /// Kernel function of the event, e.g. "remove_pfn_range_from_zone".
+    pub cause: String,
+    /// The event's pfn range.
+    pub event_pfn: u64,
+    pub event_nr_pages: u64,
+    pub before: Span,
+    pub after: Span,
+    /// The pfns involved, half-open [start, end).
+    pub pfns: (u64, u64),
+    /// The other zone, for `Overlap`.
+    pub other_zone: Option<ZoneId>,
+    /// One plain sentence for humans.
+    pub message: String,
+}
+
+/// Half-open pfn interval; empty when start >= end.
+type Iv = (u64, u64);
+
+fn iv(start: u64, nr_pages: u64) -> Iv {
+    // Saturating: a corrupt event must not panic the tool.
+    (start, start.saturating_add(nr_pages))
+}
+
+fn span_iv(s: Span) -> Iv {
+    iv(s.start_pfn, s.spanned_pages)
+}
+
+fn is_empty(r: Iv) -> bool {
+    r.0 >= r.1
+}
+
+fn intersect(a: Iv, b: Iv) -> Iv {
+    (a.0.max(b.0), a.1.min(b.1))
+}
+
+/// `x` minus `y`: at most two pieces.
+fn subtract(x: Iv, y: Iv) -> impl Iterator<Item = Iv> {
+    let pieces = if is_empty(x) {
+        [None, None]
+    } else if is_empty(y) {
+        [Some(x), None]
+    } else {
+        [Some((x.0, x.1.min(y.0))), Some((x.0.max(y.1), x.1))]
+    };
+    pieces.into_iter().flatten().filter(|r| !is_empty(*r))
+}
+
+/// Disjoint, non-adjacent pfn ranges (start -> end). Ranges, not pages, so a zone of many
+/// fragmented blocks stays small and every operation is O(log n + ranges touched).
+#[derive(Debug, Clone, Default)]
+struct RangeSet {
+    map: BTreeMap<u64, u64>,
+    pages: u64,
+}
+
+impl RangeSet {
+    fn insert(&mut self, r: Iv) {
+        if is_empty(r) {
+            return;
+        }
+        let (mut start, mut end) = r;
+        // Absorb a predecessor that overlaps or touches, then every range starting inside.
+        if let Some((&s, &e)) = self.map.range(..start).next_back() {
+            if e >= start {
+                start = s;
+                end = end.max(e);
+                self.map.remove(&s);
+                self.pages -= e - s;
+            }
+        }
+        while let Some((&s, &e)) = self.map.range(start..=end).next() {
+            end = end.max(e);
+            self.map.remove(&s);
+            self.pages -= e - s;
+        }
+        self.map.insert(start, end);
+        self.pages += end - start;
+    }
+
+    fn remove(&mut self, r: Iv) {
+        if is_empty(r) {
+            return;
+        }
+        let (start, end) = r;
+        if let Some((&s, &e)) = self.map.range(..start).next_back() {
+            if e > start {
+                // Trim the predecessor; it may also stick out past the end.
+                self.map.insert(s, start);
+                self.pages -= e - start;
+                if e > end {
+                    self.map.insert(end, e);
+                    self.pages += e - end;
+                    return;
+                }
+            }
+        }
+        while let Some((&s, &e)) = self.map.range(start..end).next() {
+            self.map.remove(&s);
+            self.pages -= e - s;
+            if e > end {
+                self.map.insert(end, e);
+                self.pages += e - end;
+                break;
+            }
+        }
+    }
+
+    /// Held ranges clipped to `r`, in order.
+    fn overlapping(&self, r: Iv) -> impl Iterator<Item = Iv> + '_ {
+        let inner = if is_empty(r) {
+            None
+        } else {
+            Some(self.map.range(r.0..r.1).map(|(&s, &e)| (s, e)))
+        };
+        let pred = if is_empty(r) {
+            None
+        } else {
+            self.map.range(..r.0).next_back().map(|(&s, &e)| (s, e))
+        };
+        pred.into_iter()
+            .chain(inner.into_iter().flatten())
+            .map(move |x| intersect(x, r))
+            .filter(|x| !is_empty(*x))
+    }
+
+    /// Parts of `r` not held, in order.
+    fn gaps(&self, r: Iv) -> Vec<Iv> {
+        let mut out = Vec::new();
+        let mut cur = r.0;
+        for (s, e) in self.overlapping(r) {
+            if s > cur {
+                out.push((cur, s));
+            }
+            cur = e;
+        }
+        if cur < r.1 {
+            out.push((cur, r.1));
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct ZoneTrack {
+    span: Span,
+    assigned: RangeSet,
+}
+
+/// The event being checked, bundled to keep signatures short.
+struct Change<'a> {
+    ts_ns: u64,
+    cause: &'a str,
+    zone: ZoneId,
+    pfn: u64,
+    nr_pages: u64,
+    before: Span,
+    after: Span,
+}
+
+impl Change<'_> {
+    fn finding(&self, check: Check, pfns: Iv, other_zone: Option<ZoneId>, message: String) -> Finding {
+        Finding {
+            ts_ns: self.ts_ns,
+            zone: self.zone,
+            check,
+            cause: self.cause.to_string(),
+            event_pfn: self.pfn,
+            event_nr_pages: self.nr_pages,
+            before: self.before,
+            after: self.after,
+            pfns,
+            other_zone,
+            message,
+        }
+    }
+
+    fn prefix(&self) -> String {
+        format!(
+            "After {} of {} on {}",
+            self.cause,
+            fmt_iv(iv(self.pfn, self.nr_pages)),
+            fmt_zone(self.zone)
+        )
+    }
+}
+
+fn fmt_zone(z: ZoneId) -> String {
+    format!("node {} zone {}", z.node, z.zone)
+}
+
+fn fmt_iv(r: Iv) -> String {
+    format!("pfns [{:#x}, {:#x})", r.0, r.1)
+}
+
+fn fmt_span(s: Span) -> String {
+    if s.spanned_pages == 0 {
+        "empty span".to_string()
+    } else {
+        format!("span {}", fmt_iv(span_iv(s)))
+    }
+}
+
+/// Tracks every zone's span and assigned pfns, and checks each span change.
+#[derive(Debug, Clone)]
+pub struct SpanChecker {
+    /// 0 disables the alignment check.
+    subsection_pages: u64,
+    zones: BTreeMap<ZoneId, ZoneTrack>,
+}
+
+impl Default for SpanChecker {
+    /// x86_64's subsection size; the only architecture mhpscope targets today.
+    fn default() -> Self {
+        SpanChecker::new(X86_64_SUBSECTION_PAGES)
+    }
+}
+
+impl SpanChecker {
+    /// `subsection_pages`: 512 on x86_64 (2 MiB / 4 KiB); 0 disables `UnalignedShrink`.
+    pub fn new(subsection_pages: u64) -> Self {
+        SpanChecker {
+            subsection_pages,
+            zones: BTreeMap::new(),
+        }
+    }
+
+    /// Span from the static frame at start.
+    pub fn seed_span(&mut self, zone: ZoneId, span: Span) {
+        self.zones.entry(zone).or_default().span = span;
+    }
+
+    /// Pages already in the zone at start.
+    pub fn seed_assigned(&mut self, zone: ZoneId, pfn: u64, nr_pages: u64) {
+        self.assign(zone, iv(pfn, nr_pages));
+    }
+
+    /// A span seen by another event (e.g. set_zone_contiguous) without a range change.
+    pub fn observe_span(&mut self, zone: ZoneId, span: Span) {
+        self.zones.entry(zone).or_default().span = span;
+    }
+
+    /// Last known span of `zone`.
+    pub fn span(&self, zone: ZoneId) -> Option<Span> {
+        self.zones.get(&zone).map(|z| z.span)
+    }
+
+    /// Pages currently assigned to `zone`.
+    pub fn assigned_pages(&self, zone: ZoneId) -> u64 {
+        self.zones.get(&zone).map_or(0, |z| z.assigned.pages)
+    }
+
+    /// Ranges currently assigned to `zone`, half-open, in order.
+    pub fn assigned_ranges(&self, zone: ZoneId) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.zones
+            .get(&zone)
+            .into_iter()
+            .flat_map(|z| z.assigned.map.iter().map(|(&s, &e)| (s, e)))
+    }
+
+    /// move_pfn_range_to_zone: pages [pfn, pfn + nr_pages) now belong to `zone`; then checks
+    /// the new span.
+    #[allow(clippy::too_many_arguments)]
+    pub fn moved_to_zone(
+        &mut self,
+        ts_ns: u64,
+        cause: &str,
+        zone: ZoneId,
+        pfn: u64,
+        nr_pages: u64,
+        before: Span,
+        after: Span,
+    ) -> Vec<Finding> {
+        let range = iv(pfn, nr_pages);
+        // Pages the zone did not hold before cannot have been outside its span before.
+        let fresh = self
+            .zones
+            .get(&zone)
+            .map_or(vec![range], |z| z.assigned.gaps(range));
+        self.assign(zone, range);
+        let change = Change {
+            ts_ns,
+            cause,
+            zone,
+            pfn,
+            nr_pages,
+            before,
+            after,
+        };
+        self.check(&change, &fresh)
+    }
+
+    /// remove_pfn_range_from_zone: pages leave `zone`; then checks the new span.
+    #[allow(clippy::too_many_arguments)]
+    pub fn removed_from_zone(
+        &mut self,
+        ts_ns: u64,
+        cause: &str,
+        zone: ZoneId,
+        pfn: u64,
+        nr_pages: u64,
+        before: Span,
+        after: Span,
+    ) -> Vec<Finding> {
+        self.zones
+            .entry(zone)
+            .or_default()
+            .assigned
+            .remove(iv(pfn, nr_pages));
+        let change = Change {
+            ts_ns,
+            cause,
+            zone,
+            pfn,
+            nr_pages,
+            before,
+            after,
+        };
+        self.check(&change, &[])
+    }
+
+    /// A page belongs to one zone: assigning it to `zone` takes it from any other.
+    fn assign(&mut self, zone: ZoneId, range: Iv) {
+        for (id, z) in self.zones.iter_mut() {
+            if *id != zone {
+                z.assigned.remove(range);
+            }
+        }
+        self.zones.entry(zone).or_default().assigned.insert(range);
+    }
+
+    fn check(&mut self, c: &Change, fresh: &[Iv]) -> Vec<Finding> {
+        let track = self.zones.entry(c.zone).or_default();
+        track.span = c.after;
+        let (b, a) = (span_iv(c.before), span_iv(c.after));
+        let mut findings = Vec::new();
+
+        // Newly outside: held pages in the part of the old span the new one dropped, plus
+        // pages just assigned that the new span does not cover. Pages already outside the old
+        // span were reported when they got there.
+        let mut newly: Vec<Iv> = subtract(b, a)
+            .flat_map(|r| track.assigned.overlapping(r).collect::<Vec<_>>())
+            .chain(fresh.iter().flat_map(|&r| subtract(r, a)))
+            .collect();
+        merge(&mut newly);
+        if let Some(&first) = newly.first() {
+            let pages: u64 = newly.iter().map(|r| r.1 - r.0).sum();
+            let runs = if newly.len() > 1 {
+                format!(" in {} runs, the first at {}", newly.len(), fmt_iv(first))
+            } else {
+                format!(" at {}", fmt_iv(first))
+            };
+            let msg = format!(
+                "{}, {} pages{} are assigned to the zone but outside its {}.",
+                c.prefix(),
+                pages,
+                runs,
+                fmt_span(c.after)
+            );
+            findings.push(c.finding(Check::OutsideSpan, first, None, msg));
+        }
+
+        if !is_empty(a) {
+            let node_zones = ZoneId {
+                node: c.zone.node,
+                zone: 0,
+            }..=ZoneId {
+                node: c.zone.node,
+                zone: u8::MAX,
+            };
+            for (&other, t) in self.zones.range(node_zones) {
+                let o = span_iv(t.span);
+                if other == c.zone || is_empty(o) {
+                    continue;
+                }
+                let now = intersect(a, o);
+                if is_empty(now) || !is_empty(intersect(b, o)) {
+                    continue;
+                }
+                let msg = format!(
+                    "{}, its {} overlaps the {} of {} at {}.",
+                    c.prefix(),
+                    fmt_span(c.after),
+                    fmt_span(t.span),
+                    fmt_zone(other),
+                    fmt_iv(now)
+                );
+                findings.push(c.finding(Check::Overlap, now, Some(other), msg));
+            }
+        }
+
+        let shrank = c.before != c.after && !is_empty(a) && a.0 >= b.0 && a.1 <= b.1;
+        if shrank && self.subsection_pages > 0 {
+            // Only a boundary that moved is the shrink's doing; an unaligned boundary left in
+            // place (e.g. ZONE_DMA starting at pfn 1) is not.
+            let sides = [(a.0 != b.0, a.0, (b.0, a.0)), (a.1 != b.1, a.1, (a.1, b.1))];
+            for (moved, boundary, removed) in sides {
+                if moved && !boundary.is_multiple_of(self.subsection_pages) {
+                    let msg = format!(
+                        "{}, the span shrank from {} to {}, cutting {} at a boundary that is \
+                         not a multiple of {} pages.",
+                        c.prefix(),
+                        fmt_iv(b),
+                        fmt_iv(a),
+                        fmt_iv(removed),
+                        self.subsection_pages
+                    );
+                    findings.push(c.finding(Check::UnalignedShrink, removed, None, msg));
+                }
+            }
+        }
+
+        if c.before.spanned_pages > 0 && c.after.spanned_pages == 0 {
+            let msg = format!(
+                "{}, the zone became empty (it spanned {}).",
+                c.prefix(),
+                fmt_iv(b)
+            );
+            findings.push(c.finding(Check::BecameEmpty, b, None, msg));
+        }
+        findings
+    }
+}
+
+/// Sorts and merges overlapping or touching ranges.
+fn merge(v: &mut Vec<Iv>) {
+    v.sort_unstable();
+    let mut out: Vec<Iv> = Vec::with_capacity(v.len());
+    for &r in v.iter() {
+        match out.last_mut() {
+            Some(last) if r.0 <= last.1 => last.1 = last.1.max(r.1),
+            _ => out.push(r),
+        }
+    }
+    *v = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOVE: &str = "move_pfn_range_to_zone";
+    const REMOVE: &str = "remove_pfn_range_from_zone";
+
+    fn z(node: i32, zone: u8) -> ZoneId {
+        ZoneId { node, zone }
+    }
+
+    fn sp(start_pfn: u64, spanned_pages: u64) -> Span {
+        Span {
+            start_pfn,
+            spanned_pages,
+        }
+    }
+
+    /// The parts tests assert on: check, zone, pfns, cause, other zone.
+    type Brief<'a> = (Check, ZoneId, (u64, u64), &'a str, Option<ZoneId>);
+
+    fn brief(f: &[Finding]) -> Vec<Brief<'_>> {
+        f.iter()
+            .map(|f| (f.check, f.zone, f.pfns, f.cause.as_str(), f.other_zone))
+            .collect()
+    }
+
+    const EMPTY: Span = Span {
+        start_pfn: 0,
+        spanned_pages: 0,
+    };
+
+    #[test]
+    fn linux_6_1_memmap_on_memory_offline_leaves_vmemmap_pages_outside_empty_span() {
+        let movable = z(1, 3);
+        let mut c = SpanChecker::new(512);
+        let f = c.moved_to_zone(10, MOVE, movable, 0x100000, 512, EMPTY, sp(0x100000, 512));
+        assert_eq!(f, vec![]);
+        let f = c.moved_to_zone(
+            20,
+            MOVE,
+            movable,
+            0x100200,
+            32256,
+            sp(0x100000, 512),
+            sp(0x100000, 32768),
+        );
+        assert_eq!(f, vec![]);
+        assert_eq!(c.assigned_pages(movable), 32768);
+
+        let f = c.removed_from_zone(30, REMOVE, movable, 0x100200, 32256, sp(0x100000, 32768), EMPTY);
+        assert_eq!(
+            brief(&f),
+            vec![
+                (Check::OutsideSpan, movable, (0x100000, 0x100200), REMOVE, None),
+                (Check::BecameEmpty, movable, (0x100000, 0x108000), REMOVE, None),
+            ]
+        );
+        let o = &f[0];
+        assert_eq!((o.ts_ns, o.event_pfn, o.event_nr_pages), (30, 0x100200, 32256));
+        assert_eq!((o.before, o.after), (sp(0x100000, 32768), EMPTY));
+        assert_eq!(
+            o.message,
+            "After remove_pfn_range_from_zone of pfns [0x100200, 0x108000) on node 1 zone 3, 512 pages \
+             at pfns [0x100000, 0x100200) are assigned to the zone but outside its empty span."
+        );
+
+        let f = c.removed_from_zone(40, REMOVE, movable, 0x100000, 512, EMPTY, EMPTY);
+        assert_eq!(f, vec![]);
+        assert_eq!(c.assigned_pages(movable), 0);
+        assert_eq!(c.span(movable), Some(EMPTY));
+    }
+
+    #[test]
+    fn outside_span_when_shrink_cuts_assigned_pages() {
+        let n = z(0, 2);
+        let mut c = SpanChecker::new(512);
+        c.seed_span(n, sp(0x1000, 0x2000));
+        c.seed_assigned(n, 0x1000, 0x2000);
+        // Removing [0x1000, 0x1800) but the span now starts at 0x2000: [0x1800, 0x2000) is out.
+        let f = c.removed_from_zone(
+            1,
+            REMOVE,
+            n,
+            0x1000,
+            0x800,
+            sp(0x1000, 0x2000),
+            sp(0x2000, 0x1000),
+        );
+        assert_eq!(
+            brief(&f),
+            vec![(Check::OutsideSpan, n, (0x1800, 0x2000), REMOVE, None)]
+        );
+    }
+
+    #[test]
+    fn shrink_to_exactly_the_remaining_pages_is_clean() {
+        let n = z(0, 2);
+        let mut c = SpanChecker::new(512);
+        c.seed_span(n, sp(0x1000, 0x2000));
+        c.seed_assigned(n, 0x1000, 0x2000);
+        let f = c.removed_from_zone(
+            1,
+            REMOVE,
+            n,
+            0x1000,
+            0x800,
+            sp(0x1000, 0x2000),
+            sp(0x1800, 0x1800),
+        );
+        assert_eq!(f, vec![]);
+        // A hole in the middle does not shrink the span and holes are not outside it.
+        let f = c.removed_from_zone(
+            2,
+            REMOVE,
+            n,
+            0x2000,
+            0x200,
+            sp(0x1800, 0x1800),
+            sp(0x1800, 0x1800),
+        );
+        assert_eq!(f, vec![]);
+    }
+
+    #[test]
+    fn persisting_outside_pages_are_not_reported_twice() {
+        let n = z(0, 2);
+        let mut c = SpanChecker::new(512);
+        c.seed_span(n, sp(0x1000, 0x2000));
+        c.seed_assigned(n, 0x1000, 0x2000);
+        let f = c.removed_from_zone(
+            1,
+            REMOVE,
+            n,
+            0x1000,
+            0x800,
+            sp(0x1000, 0x2000),
+            sp(0x2000, 0x1000),
+        );
+        assert_eq!(f.len(), 1);
+        let f = c.removed_from_zone(2, REMOVE, n, 0x2800, 0x800, sp(0x2000, 0x1000), sp(0x2000, 0x800));
+        assert_eq!(f, vec![]);
+        // Growing back over them and shrinking again reports them again: a new occurrence.
+        let f = c.moved_to_zone(3, MOVE, n, 0x2800, 0x800, sp(0x2000, 0x800), sp(0x1800, 0x1800));
+        assert_eq!(f, vec![]);
+        let f = c.removed_from_zone(4, REMOVE, n, 0x2800, 0x800, sp(0x1800, 0x1800), sp(0x2000, 0x800));
+        assert_eq!(
+            brief(&f),
+            vec![(Check::OutsideSpan, n, (0x1800, 0x2000), REMOVE, None)]
+        );
+    }
+
+    #[test]
+    fn outside_span_reports_first_run_and_counts_all() {
+        let n = z(0, 3);
+        let mut c = SpanChecker::new(512);
+        c.seed_span(n, sp(0x1000, 0x1000));
+        c.seed_assigned(n, 0x1000, 0x200);
+        c.seed_assigned(n, 0x1800, 0x100);
+        c.seed_assigned(n, 0x1c00, 0x400);
+        let f = c.removed_from_zone(1, REMOVE, n, 0x1c00, 0x400, sp(0x1000, 0x1000), EMPTY);
+        assert_eq!(
+            brief(&f),
+            vec![
+                (Check::OutsideSpan, n, (0x1000, 0x1200), REMOVE, None),
+                (Check::BecameEmpty, n, (0x1000, 0x2000), REMOVE, None),
+            ]
+        );
+        assert!(f[0]
+            .message
+            .contains("768 pages in 2 runs, the first at pfns [0x1000, 0x1200)"));
+    }
+
+    #[test]
+    fn move_that_does_not_grow_the_span_over_the_range_is_outside() {
+        let n = z(0, 3);
+        let mut c = SpanChecker::new(512);
+        let f = c.moved_to_zone(1, MOVE, n, 0x8000, 0x400, EMPTY, sp(0x8000, 0x200));
+        assert_eq!(
+            brief(&f),
+            vec![(Check::OutsideSpan, n, (0x8200, 0x8400), MOVE, None)]
+        );
+        // Re-moving pages it already held outside is not new.
+        let f = c.moved_to_zone(2, MOVE, n, 0x8200, 0x200, sp(0x8000, 0x200), sp(0x8000, 0x200));
+        assert_eq!(f, vec![]);
+    }
+
+    #[test]
+    fn pages_moved_to_another_zone_leave_the_first() {
+        let normal = z(0, 2);
+        let movable = z(0, 3);
+        let mut c = SpanChecker::new(512);
+        c.seed_span(normal, sp(0x10000, 0x8000));
+        c.seed_assigned(normal, 0x10000, 0x8000);
+        // The kernel shrank Normal first (not traced as a range change here).
+        c.observe_span(normal, sp(0x10000, 0x4000));
+        let f = c.moved_to_zone(1, MOVE, movable, 0x14000, 0x4000, EMPTY, sp(0x14000, 0x4000));
+        assert_eq!(f, vec![]);
+        assert_eq!(c.assigned_pages(normal), 0x4000);
+        assert_eq!(
+            c.assigned_ranges(movable).collect::<Vec<_>>(),
+            vec![(0x14000, 0x18000)]
+        );
+        // Normal shrinking to what it still holds is clean.
+        let f = c.removed_from_zone(
+            2,
+            REMOVE,
+            normal,
+            0x12000,
+            0x2000,
+            sp(0x10000, 0x4000),
+            sp(0x10000, 0x2000),
+        );
+        assert_eq!(f, vec![]);
+    }
+
+    #[test]
+    fn overlap_fires_once_when_spans_of_a_node_start_to_intersect() {
+        let normal = z(0, 2);
+        let movable = z(0, 3);
+        let mut c = SpanChecker::new(512);
+        c.seed_span(normal, sp(0x100000, 0x8000));
+        c.seed_assigned(normal, 0x100000, 0x4000);
+        let f = c.moved_to_zone(1, MOVE, movable, 0x104000, 0x8000, EMPTY, sp(0x104000, 0x8000));
+        assert_eq!(
+            brief(&f),
+            vec![(Check::Overlap, movable, (0x104000, 0x108000), MOVE, Some(normal))]
+        );
+        assert!(f[0]
+            .message
+            .contains("overlaps the span pfns [0x100000, 0x108000) of node 0 zone 2"));
+        // Still overlapping after growing further: not new.
+        let f = c.moved_to_zone(
+            2,
+            MOVE,
+            movable,
+            0x10c000,
+            0x8000,
+            sp(0x104000, 0x8000),
+            sp(0x104000, 0x10000),
+        );
+        assert_eq!(f, vec![]);
+    }
+
+    #[test]
+    fn adjacent_zones_do_not_overlap() {
+        let normal = z(0, 2);
+        let movable = z(0, 3);
+        let mut c = SpanChecker::new(512);
+        c.seed_span(normal, sp(0x100000, 0x8000));
+        let f = c.moved_to_zone(1, MOVE, movable, 0x108000, 0x8000, EMPTY, sp(0x108000, 0x8000));
+        assert_eq!(f, vec![]);
+        // An empty zone never overlaps, even with a start inside another span.
+        let f = c.moved_to_zone(2, MOVE, z(0, 1), 0x100000, 0, sp(0x100000, 0), sp(0x100000, 0));
+        assert_eq!(f, vec![]);
+    }
+
+    #[test]
+    fn zones_on_different_nodes_never_overlap() {
+        let mut c = SpanChecker::new(512);
+        c.seed_span(z(0, 2), sp(0x100000, 0x8000));
+        c.seed_span(z(0, 3), sp(0x100000, 0x8000));
+        let f = c.moved_to_zone(1, MOVE, z(1, 3), 0x100000, 0x8000, EMPTY, sp(0x100000, 0x8000));
+        assert_eq!(f, vec![]);
+    }
+
+    #[test]
+    fn unaligned_shrink_fires_on_the_moved_unaligned_side() {
+        let n = z(1, 3);
+        let mut c = SpanChecker::new(512);
+        c.seed_span(n, sp(0x100000, 0x8000));
+        c.seed_assigned(n, 0x100000, 0x8000);
+        let f = c.removed_from_zone(
+            1,
+            REMOVE,
+            n,
+            0x107f00,
+            0x100,
+            sp(0x100000, 0x8000),
+            sp(0x100000, 0x7f00),
+        );
+        assert_eq!(
+            brief(&f),
+            vec![(Check::UnalignedShrink, n, (0x107f00, 0x108000), REMOVE, None)]
+        );
+        let f = c.removed_from_zone(
+            2,
+            REMOVE,
+            n,
+            0x100000,
+            0x100,
+            sp(0x100000, 0x7f00),
+            sp(0x100100, 0x7e00),
+        );
+        assert_eq!(
+            brief(&f),
+            vec![(Check::UnalignedShrink, n, (0x100000, 0x100100), REMOVE, None)]
+        );
+        // Both sides at once give one finding per side (the end's pages left earlier).
+        let f = c.removed_from_zone(
+            3,
+            REMOVE,
+            n,
+            0x107ef0,
+            0x10,
+            sp(0x100100, 0x7e00),
+            sp(0x100100, 0x7e00),
+        );
+        assert_eq!(f, vec![]);
+        let f = c.removed_from_zone(
+            4,
+            REMOVE,
+            n,
+            0x100100,
+            0x10,
+            sp(0x100100, 0x7e00),
+            sp(0x100110, 0x7de0),
+        );
+        assert_eq!(
+            brief(&f),
+            vec![
+                (Check::UnalignedShrink, n, (0x100100, 0x100110), REMOVE, None),
+                (Check::UnalignedShrink, n, (0x107ef0, 0x107f00), REMOVE, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn aligned_shrink_growth_and_unmoved_unaligned_boundaries_do_not_fire() {
+        let dma = z(0, 0);
+        let mut c = SpanChecker::new(512);
+        c.seed_span(dma, sp(1, 0xfff));
+        c.seed_assigned(dma, 1, 0xfff);
+        // Aligned end, start left at pfn 1 as the boot layout has it.
+        let f = c.removed_from_zone(1, REMOVE, dma, 0xe00, 0x200, sp(1, 0xfff), sp(1, 0xdff));
+        assert_eq!(f, vec![]);
+        // Growth to an unaligned end is not a shrink.
+        let f = c.moved_to_zone(2, MOVE, dma, 0xe00, 0x100, sp(1, 0xdff), sp(1, 0xeff));
+        assert_eq!(f, vec![]);
+        // A shifted, not shrunk, span is not a shrink either.
+        let n = z(0, 3);
+        let f = c.moved_to_zone(3, MOVE, n, 0x10000, 0x1000, EMPTY, sp(0x10000, 0x1000));
+        assert_eq!(f, vec![]);
+        let f = c.moved_to_zone(
+            4,
+            MOVE,
+            n,
+            0x10100,
+            0x1000,
+            sp(0x10000, 0x1000),
+            sp(0x10100, 0x1000),
+        );
+        assert_eq!(
+            brief(&f),
+            vec![(Check::OutsideSpan, n, (0x10000, 0x10100), MOVE, None)]
+        );
+        // With the check disabled an unaligned shrink is silent.
+        let mut off = SpanChecker::new(0);
+        off.seed_assigned(n, 0x10000, 0x1000);
+        let f = off.removed_from_zone(
+            5,
+            REMOVE,
+            n,
+            0x10f00,
+            0x100,
+            sp(0x10000, 0x1000),
+            sp(0x10000, 0xf00),
+        );
+        assert_eq!(f, vec![]);
+    }
+
+    #[test]
+    fn became_empty_only_on_the_transition() {
+        let n = z(2, 3);
+        let mut c = SpanChecker::default();
+        let f = c.moved_to_zone(1, MOVE, n, 0x200000, 0x8000, EMPTY, sp(0x200000, 0x8000));
+        assert_eq!(f, vec![]);
+        let f = c.removed_from_zone(
+            2,
+            REMOVE,
+            n,
+            0x200000,
+            0x4000,
+            sp(0x200000, 0x8000),
+            sp(0x204000, 0x4000),
+        );
+        assert_eq!(f, vec![]);
+        let f = c.removed_from_zone(3, REMOVE, n, 0x204000, 0x4000, sp(0x204000, 0x4000), EMPTY);
+        assert_eq!(
+            brief(&f),
+            vec![(Check::BecameEmpty, n, (0x204000, 0x208000), REMOVE, None)]
+        );
+        let f = c.removed_from_zone(4, REMOVE, n, 0x204000, 0x4000, EMPTY, EMPTY);
+        assert_eq!(f, vec![]);
+    }
+
+    #[test]
+    fn check_serialises_snake_case() {
+        let s = serde_json::to_string(&[Check::OutsideSpan, Check::UnalignedShrink]).unwrap();
+        assert_eq!(s, r#"["outside_span","unaligned_shrink"]"#);
+    }
+
+    #[test]
+    fn range_set_merges_splits_and_counts() {
+        let mut s = RangeSet::default();
+        s.insert((10, 20));
+        s.insert((30, 40));
+        s.insert((20, 30)); // touches both: one range
+        assert_eq!(
+            s.map.iter().map(|(&a, &b)| (a, b)).collect::<Vec<_>>(),
+            vec![(10, 40)]
+        );
+        assert_eq!(s.pages, 30);
+        s.insert((5, 50));
+        assert_eq!(s.map.len(), 1);
+        assert_eq!(s.pages, 45);
+        s.remove((20, 25));
+        s.remove((45, 60));
+        s.remove((0, 6));
+        assert_eq!(
+            s.map.iter().map(|(&a, &b)| (a, b)).collect::<Vec<_>>(),
+            vec![(6, 20), (25, 45)]
+        );
+        assert_eq!(s.pages, 34);
+        assert_eq!(
+            s.overlapping((10, 30)).collect::<Vec<_>>(),
+            vec![(10, 20), (25, 30)]
+        );
+        assert_eq!(s.gaps((0, 50)), vec![(0, 6), (20, 25), (45, 50)]);
+        assert_eq!(s.gaps((30, 40)), vec![]);
+        s.remove((0, 100));
+        assert!(s.map.is_empty());
+        assert_eq!(s.pages, 0);
+        s.insert((7, 7));
+        s.remove((9, 3));
+        assert!(s.map.is_empty());
+    }
+
+    #[test]
+    fn scales_to_many_fragmented_ranges() {
+        // Every other page, as memmap_on_memory interleaving would fragment it at worst.
+        const N: u64 = 200_000;
+        let n = z(0, 3);
+        let mut c = SpanChecker::new(512);
+        for i in 0..N {
+            c.seed_assigned(n, 2 * i, 1);
+        }
+        c.seed_span(n, sp(0, 2 * N));
+        assert_eq!(c.assigned_pages(n), N);
+        let f = c.removed_from_zone(1, REMOVE, n, 0, 0, sp(0, 2 * N), EMPTY);
+        assert_eq!(f[0].check, Check::OutsideSpan);
+        assert_eq!(f[0].pfns, (0, 1));
+        assert!(f[0].message.contains(&format!("{N} pages in {N} runs")));
+        c.moved_to_zone(2, MOVE, z(0, 2), 0, 2 * N, EMPTY, sp(0, 2 * N));
+        assert_eq!(c.assigned_pages(n), 0);
+    }
+}
