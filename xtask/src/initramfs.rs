@@ -1,11 +1,13 @@
-//! Builds the guest initramfs: busybox-static, our `/init`, the snapshot script, and mhpscope
-//! with the shared libraries `ldd` lists.
+//! Builds the guest initramfs: busybox-static, our `/init`, the snapshot script, mhpscope with the
+//! shared libraries `ldd` lists, and optionally ndctl/daxctl with the kernel's nvdimm/dax modules.
 
 use crate::util;
 use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 const INIT: &str = include_str!("init.sh");
 const SNAPSHOT: &str = include_str!("snapshot.sh");
@@ -13,9 +15,35 @@ const SNAPSHOT: &str = include_str!("snapshot.sh");
 pub const SNAPSHOT_CMD: &str = "/usr/local/bin/mhp-snapshot";
 /// Path of mhpscope inside the guest.
 pub const MHPSCOPE: &str = "/usr/local/bin/mhpscope";
+/// Path (inside the guest) of a script that loads the nvdimm/devdax modules in dependency order.
+pub const LOAD_NVDIMM: &str = "/usr/local/bin/mhp-load-nvdimm";
+/// Guest directory holding the (uncompressed) nvdimm/dax modules LOAD_NVDIMM loads.
+const NVDIMM_MOD_DIR: &str = "/usr/local/lib/mhp-nvdimm";
+/// Host tools copied into the guest for ZONE_DEVICE scenarios (Debian packages `ndctl`, `daxctl`).
+const NVDIMM_TOOLS: &[&str] = &["/usr/bin/ndctl", "/usr/bin/daxctl"];
+/// insmod order: a module comes after everything its `depends=` names (nfit, nd_btt, dax_pmem ->
+/// libnvdimm; nd_pmem -> libnvdimm, nd_btt; device_dax and kmem need only the built-in dax core).
+/// Checked on Debian 6.1, 6.12 and 7.2; none of them has a separate `dax_pmem_core`.
+const NVDIMM_MODULES: &[&str] = &[
+    "libnvdimm",
+    "nfit",
+    "nd_btt",
+    "nd_pmem",
+    "dax_pmem",
+    "device_dax",
+    "kmem",
+];
+/// How long LOAD_NVDIMM waits for namespace0.0 (in 0.1 s steps).
+const NVDIMM_WAIT_TENTHS: u32 = 100;
 
-/// Stages the tree in `work/initramfs` and packs it into `work/initramfs.cpio.gz`.
-pub fn build(work: &Path, mhpscope: Option<&Path>, keep_tree: bool) -> Result<PathBuf> {
+/// Stages the tree in `work/initramfs` and packs it into `work/initramfs.cpio.gz`. With
+/// `kernel_root` (the unpacked kernel package), also adds the nvdimm/devdax tooling ([`add_nvdimm`]).
+pub fn build(
+    work: &Path,
+    mhpscope: Option<&Path>,
+    kernel_root: Option<&Path>,
+    keep_tree: bool,
+) -> Result<PathBuf> {
     let tree = work.join("initramfs");
     if tree.exists() {
         std::fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;
@@ -43,13 +71,10 @@ pub fn build(work: &Path, mhpscope: Option<&Path>, keep_tree: bool) -> Result<Pa
     write_exec(&tree.join(SNAPSHOT_CMD.trim_start_matches('/')), SNAPSHOT)?;
 
     if let Some(bin) = mhpscope {
-        copy_file(bin, &tree.join(MHPSCOPE.trim_start_matches('/')))?;
-        for lib in shared_libs(bin)? {
-            let dest = tree.join(lib.strip_prefix("/").unwrap_or(&lib));
-            if !dest.exists() {
-                copy_file(&lib, &dest)?;
-            }
-        }
+        copy_with_libs(&tree, bin, MHPSCOPE)?;
+    }
+    if let Some(root) = kernel_root {
+        add_nvdimm(&tree, root)?;
     }
 
     let out = work.join("initramfs.cpio.gz");
@@ -64,6 +89,209 @@ pub fn build(work: &Path, mhpscope: Option<&Path>, keep_tree: bool) -> Result<Pa
         std::fs::remove_dir_all(&tree)?;
     }
     Ok(out)
+}
+
+/// Copies ndctl and daxctl (with their `ldd` libraries) and the kernel's nvdimm/dax modules
+/// (decompressed when the package ships .ko.xz or .ko.zst) from the unpacked kernel package at
+/// `kernel_root` into the staged initramfs `tree`, and writes LOAD_NVDIMM.
+pub fn add_nvdimm(tree: &Path, kernel_root: &Path) -> Result<()> {
+    for tool in NVDIMM_TOOLS {
+        let bin = Path::new(tool);
+        if !bin.exists() {
+            bail!("{tool} is missing (Debian packages ndctl and daxctl; cargo xtask setup)");
+        }
+        copy_with_libs(tree, bin, tool)?;
+    }
+
+    let found = find_modules(kernel_root)?;
+    if found.is_empty() {
+        bail!(
+            "no nvdimm/dax modules ({}) under {}/{{,usr/}}lib/modules",
+            NVDIMM_MODULES.join(", "),
+            kernel_root.display()
+        );
+    }
+    let builtin = builtin_modules(kernel_root);
+    let mod_dir = tree.join(NVDIMM_MOD_DIR.trim_start_matches('/'));
+    std::fs::create_dir_all(&mod_dir)?;
+    let mut load = Vec::new();
+    let mut skipped = Vec::new();
+    for name in NVDIMM_MODULES {
+        match found.get(*name) {
+            Some(src) => {
+                decompress_module(src, &mod_dir.join(format!("{name}.ko")))?;
+                load.push(*name);
+            }
+            // Built in (or at least not a module in this package): nothing to load.
+            None => match &builtin {
+                Some(list) if !list.iter().any(|b| b == name) => bail!(
+                    "{name}.ko is neither in {} nor in its modules.builtin",
+                    kernel_root.display()
+                ),
+                _ => skipped.push(*name),
+            },
+        }
+    }
+    write_exec(
+        &tree.join(LOAD_NVDIMM.trim_start_matches('/')),
+        &load_nvdimm_script(&load, &skipped),
+    )
+}
+
+/// The nvdimm/dax modules of the kernel package: module name -> file (maybe compressed).
+fn find_modules(kernel_root: &Path) -> Result<BTreeMap<String, PathBuf>> {
+    let mut files = Vec::new();
+    let mut seen = Vec::new();
+    for dir in ["lib/modules", "usr/lib/modules"] {
+        // With usrmerge, lib may be a symlink to usr/lib: do not walk the same files twice.
+        let Ok(d) = kernel_root.join(dir).canonicalize() else {
+            continue;
+        };
+        if d.is_dir() && !seen.contains(&d) {
+            walk(&d, &mut files)?;
+            seen.push(d);
+        }
+    }
+    let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for f in files {
+        let Some(name) = f.file_name().and_then(|n| n.to_str()).and_then(module_name) else {
+            continue;
+        };
+        if !NVDIMM_MODULES.contains(&name) {
+            continue;
+        }
+        if let Some(prev) = found.insert(name.to_string(), f.clone()) {
+            bail!(
+                "{name} found twice ({} and {}): more than one kernel in {}?",
+                prev.display(),
+                f.display(),
+                kernel_root.display()
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// "nfit.ko", "nfit.ko.xz", "nfit.ko.zst", "nfit.ko.gz" -> "nfit".
+fn module_name(file: &str) -> Option<&str> {
+    [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
+        .iter()
+        .find_map(|ext| file.strip_suffix(ext))
+}
+
+/// Module names in `modules.builtin` of the package, if it ships that file (7.x's does not).
+fn builtin_modules(kernel_root: &Path) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut any = false;
+    for dir in ["lib/modules", "usr/lib/modules"] {
+        let Ok(rels) = std::fs::read_dir(kernel_root.join(dir)) else {
+            continue;
+        };
+        for rel in rels.flatten() {
+            if let Ok(text) = std::fs::read_to_string(rel.path().join("modules.builtin")) {
+                any = true;
+                names.extend(text.lines().filter_map(|l| {
+                    let file = l.rsplit('/').next()?;
+                    module_name(file).map(|n| n.replace('-', "_"))
+                }));
+            }
+        }
+    }
+    any.then_some(names)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let e = e?;
+        let ty = e.file_type()?;
+        if ty.is_dir() {
+            walk(&e.path(), out)?;
+        } else if ty.is_file() {
+            out.push(e.path());
+        }
+    }
+    Ok(())
+}
+
+/// Busybox insmod cannot be relied on to read compressed modules: unpack them on the host.
+fn decompress_module(src: &Path, dest: &Path) -> Result<()> {
+    let name = src.to_string_lossy();
+    let tool: &[&str] = if name.ends_with(".xz") {
+        &["xz", "-dc"]
+    } else if name.ends_with(".zst") {
+        &["zstd", "-dcq"]
+    } else if name.ends_with(".gz") {
+        &["gzip", "-dc"]
+    } else {
+        std::fs::copy(src, dest).with_context(|| format!("copying {}", src.display()))?;
+        return Ok(());
+    };
+    let out = std::fs::File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let mut cmd = Command::new(tool[0]);
+    cmd.args(&tool[1..]).arg(src).stdout(Stdio::from(out));
+    util::run(&mut cmd).with_context(|| format!("decompressing {} (xz-utils, zstd)", src.display()))
+}
+
+/// The LOAD_NVDIMM busybox sh script: insmod `load` in order (skipping modules already loaded),
+/// then wait for the label-less namespace0.0 of the qemu nvdimm when the firmware has an NFIT.
+fn load_nvdimm_script(load: &[&str], skipped: &[&str]) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"#!/bin/sh
+# Generated by xtask (initramfs.rs): loads the nvdimm/devdax modules in dependency order, then waits
+# for /sys/bus/nd/devices/namespace0.0 if the machine has an NVDIMM (ACPI NFIT table).
+# Not shipped as modules (built in): {skipped}
+dir={dir}
+for m in {load}; do
+    if [ -d /sys/module/$m ]; then
+        echo "mhp-load-nvdimm: $m already loaded"
+        continue
+    fi
+    if ! insmod $dir/$m.ko; then
+        # Lost a race with an auto-load: fine as long as it is there now.
+        [ -d /sys/module/$m ] && continue
+        echo "mhp-load-nvdimm: FAILED: insmod $dir/$m.ko" >&2
+        exit 1
+    fi
+done
+if [ ! -e /sys/firmware/acpi/tables/NFIT ]; then
+    echo "mhp-load-nvdimm: modules loaded; no NVDIMM (no ACPI NFIT table), not waiting for namespace0.0"
+    exit 0
+fi
+i=0
+while [ ! -e /sys/bus/nd/devices/namespace0.0 ]; do
+    if [ $i -ge {tenths} ]; then
+        echo "mhp-load-nvdimm: FAILED: NVDIMM present (ACPI NFIT) but no /sys/bus/nd/devices/namespace0.0 after $((i / 10)) s; /sys/bus/nd/devices: $(echo $(ls /sys/bus/nd/devices 2>&1))" >&2
+        exit 1
+    fi
+    sleep 0.1
+    i=$((i + 1))
+done
+echo "mhp-load-nvdimm: namespace0.0 ready after $i x 0.1 s"
+"#,
+        skipped = if skipped.is_empty() {
+            "none".to_string()
+        } else {
+            skipped.join(" ")
+        },
+        dir = NVDIMM_MOD_DIR,
+        load = load.join(" "),
+        tenths = NVDIMM_WAIT_TENTHS,
+    );
+    s
+}
+
+/// Copies `bin` to `guest_path` in `tree`, with the shared libraries it needs.
+fn copy_with_libs(tree: &Path, bin: &Path, guest_path: &str) -> Result<()> {
+    copy_file(bin, &tree.join(guest_path.trim_start_matches('/')))?;
+    for lib in shared_libs(bin)? {
+        let dest = tree.join(lib.strip_prefix("/").unwrap_or(&lib));
+        if !dest.exists() {
+            copy_file(&lib, &dest)?;
+        }
+    }
+    Ok(())
 }
 
 /// Absolute library paths from `ldd` (including the dynamic loader); static binaries have none.
@@ -126,6 +354,23 @@ fn write_exec(path: &Path, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn module_names_strip_compression() {
+        assert_eq!(module_name("nfit.ko"), Some("nfit"));
+        assert_eq!(module_name("libnvdimm.ko.xz"), Some("libnvdimm"));
+        assert_eq!(module_name("kmem.ko.zst"), Some("kmem"));
+        assert_eq!(module_name("modules.builtin"), None);
+    }
+
+    #[test]
+    fn load_script_lists_modules_in_order() {
+        let s = load_nvdimm_script(&["libnvdimm", "nfit"], &[]);
+        assert!(s.starts_with("#!/bin/sh\n"));
+        assert!(s.contains("for m in libnvdimm nfit; do"));
+        assert!(s.contains("built in): none"));
+        assert!(s.contains("-ge 100 ]"));
+    }
 
     #[test]
     fn ldd_output_parses() {

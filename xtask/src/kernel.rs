@@ -37,6 +37,9 @@ pub struct KernelSpec {
     pub enabled: bool,
 }
 
+/// The kernel `cargo xtask lab` boots unless told otherwise.
+pub const DEFAULT: &str = "6.1";
+
 pub const KERNELS: &[KernelSpec] = &[
     KernelSpec {
         name: "6.1",
@@ -97,6 +100,8 @@ pub struct Kernel {
     pub package: String,
     pub version: String,
     pub vmlinuz: PathBuf,
+    /// The unpacked package(s): modules live under it.
+    pub root: PathBuf,
 }
 
 pub fn cache_dir() -> Result<PathBuf> {
@@ -164,6 +169,7 @@ pub fn fetch(spec: &KernelSpec) -> Result<Kernel> {
         package,
         version,
         vmlinuz,
+        root,
     })
 }
 
@@ -240,6 +246,7 @@ fn newest_cached(cache: &Path, spec: &KernelSpec) -> Result<Option<Kernel>> {
     match found.pop() {
         Some((package, version, dir)) => Ok(Some(Kernel {
             vmlinuz: find_vmlinuz(&dir.join("root"), spec.layout)?,
+            root: dir.join("root"),
             package,
             version,
         })),

@@ -39,10 +39,12 @@ enum Cmd {
     Lab(lab::LabArgs),
     /// Unit tests, then the lab, then the checks of mhpscope's report against the ground truth.
     Test(lab::LabArgs),
-    /// Re-run the checks on the artifacts of the last lab run.
+    /// Re-run the checks on the artifacts of the last lab run of one scenario.
     Check {
         #[arg(long, default_value = "6.1")]
         kernel: String,
+        #[arg(long, default_value = "hotplug")]
+        scenario: String,
     },
 }
 
@@ -50,9 +52,14 @@ fn main() -> ExitCode {
     let r = match Cli::parse().cmd {
         Cmd::Setup => setup::run(),
         Cmd::Build { release } => build_cmd::run(release).map(|_| ()),
-        Cmd::Lab(args) => lab::run(&args).map(|_| ()),
+        Cmd::Lab(args) => {
+            let kernel = args.kernel.clone().unwrap_or_else(|| kernel::DEFAULT.to_string());
+            lab::run(&args, &kernel).map(|_| ())
+        }
         Cmd::Test(args) => test_cmd::run(&args),
-        Cmd::Check { kernel } => checks::run_from_files(&lab::out_dir(&kernel)),
+        Cmd::Check { kernel, scenario } => {
+            checks::run_from_files(&scenario, &lab::out_dir(&kernel, &scenario))
+        }
     };
     // The error chain is the useful part; a backtrace (RUST_BACKTRACE is often set) is noise.
     match r {

@@ -17,6 +17,27 @@ pub struct QemuConfig<'a> {
     pub qemu_log: &'a Path,
     /// Directory for the sockets; short, because unix socket paths are limited to 107 bytes.
     pub sock_dir: &'a Path,
+    pub machine: &'a Machine,
+}
+
+/// What the scenario needs of the virtual machine.
+#[derive(Debug, Clone, Default)]
+pub struct Machine {
+    /// `memory_hotplug.memmap_on_memory` on the kernel command line.
+    pub memmap_on_memory: bool,
+    /// A third NUMA node with a CPU and no memory (hot-adds to it need another node's memory).
+    pub memoryless_node: bool,
+    /// Backing file of a 1 GiB nvdimm on node 1 (`-machine nvdimm=on`).
+    pub nvdimm: Option<PathBuf>,
+}
+
+impl Machine {
+    pub fn cmdline(&self) -> String {
+        format!(
+            "{CMDLINE} memory_hotplug.memmap_on_memory={}",
+            u8::from(self.memmap_on_memory)
+        )
+    }
 }
 
 pub struct Qemu {
@@ -27,8 +48,7 @@ pub struct Qemu {
     pub qemu_log: PathBuf,
 }
 
-pub const CMDLINE: &str =
-    "console=ttyS0 memory_hotplug.memmap_on_memory=1 memhp_default_state=offline panic=-1 quiet loglevel=4";
+pub const CMDLINE: &str = "console=ttyS0 memhp_default_state=offline panic=-1 quiet loglevel=4";
 
 impl Qemu {
     pub fn spawn(cfg: &QemuConfig) -> Result<Qemu> {
@@ -38,7 +58,8 @@ impl Qemu {
         for s in [&qmp_sock, &ctl_sock] {
             let _ = std::fs::remove_file(s);
         }
-        let args: Vec<String> = vec![
+        let m = cfg.machine;
+        let mut args: Vec<String> = vec![
             "-accel".into(),
             "tcg".into(),
             "-cpu".into(),
@@ -54,7 +75,7 @@ impl Qemu {
             "-m".into(),
             "1G,slots=4,maxmem=8G".into(),
             "-smp".into(),
-            "2".into(),
+            if m.memoryless_node { "3" } else { "2" }.into(),
             "-object".into(),
             "memory-backend-ram,id=m0,size=512M".into(),
             "-numa".into(),
@@ -68,7 +89,7 @@ impl Qemu {
             "-initrd".into(),
             cfg.initrd.display().to_string(),
             "-append".into(),
-            CMDLINE.into(),
+            m.cmdline(),
             "-serial".into(),
             format!("file:{}", cfg.console_log.display()),
             "-chardev".into(),
@@ -78,6 +99,23 @@ impl Qemu {
             "-qmp".into(),
             format!("unix:{},server=on,wait=off", qmp_sock.display()),
         ];
+        if m.memoryless_node {
+            args.extend(["-numa".into(), "node,nodeid=2,cpus=2".into()]);
+        }
+        if let Some(file) = &m.nvdimm {
+            // Label-less: a labelled region of 1 GiB is misaligned for ndctl's devdax.
+            args.extend([
+                "-machine".into(),
+                "pc,nvdimm=on".into(),
+                "-object".into(),
+                format!(
+                    "memory-backend-file,id=nvm1,share=on,mem-path={},size=1G",
+                    file.display()
+                ),
+                "-device".into(),
+                "nvdimm,id=nv1,memdev=nvm1,node=1".into(),
+            ]);
+        }
         let log = std::fs::File::create(cfg.qemu_log)?;
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(&args)

@@ -8,8 +8,6 @@ pub struct Report {
     pub schema_version: Option<u64>,
     pub kernel_release: Option<String>,
     pub block_size_bytes: Option<u64>,
-    pub page_size: Option<u64>,
-    pub struct_page_size: Option<u64>,
     pub events: Option<u64>,
     pub lost_events: Option<u64>,
     #[serde(default)]
@@ -24,6 +22,88 @@ pub struct Report {
     pub blocks: Vec<Block>,
     #[serde(default)]
     pub zones: Vec<Zone>,
+    #[serde(default)]
+    pub memmap_placements: Vec<Placement>,
+    #[serde(default)]
+    pub span_findings: Vec<Finding>,
+    #[serde(default)]
+    pub ram_init_bursts: Vec<Burst>,
+    #[serde(default)]
+    pub device_init_bursts: Vec<Burst>,
+    #[serde(default)]
+    pub device_ranges: Vec<Device>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Placement {
+    pub node: i64,
+    pub start: u64,
+    pub size: u64,
+    #[serde(default)]
+    pub self_hosted: bool,
+    pub allocated: Option<Allocated>,
+    #[serde(default)]
+    pub off_node: Vec<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Allocated {
+    pub huge_bytes: u64,
+    #[serde(default)]
+    pub by_node: Vec<NodeBytes>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NodeBytes {
+    pub node: i64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Finding {
+    pub zone: ZoneId,
+    pub check: String,
+    pub cause: String,
+    pub pfns: (u64, u64),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ZoneId {
+    pub node: i64,
+    pub zone: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Burst {
+    pub inits: u64,
+    #[serde(default)]
+    pub nodes: Vec<i64>,
+    pub busy_ns: u64,
+    pub wall_ns: u64,
+    pub concurrency: f64,
+    pub max_overlap: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Device {
+    pub node: i64,
+    pub start: u64,
+    pub end: u64,
+    pub pgmap_type: String,
+    pub altmap: bool,
+    pub ret: i64,
+    #[serde(default)]
+    pub inits: Vec<DeviceInit>,
+    pub removed_ns: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeviceInit {
+    pub node: i64,
+    pub zone: String,
+    pub pfn: u64,
+    pub nr_pages: u64,
+    pub duration_ns: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,7 +111,10 @@ pub struct Probe {
     pub name: String,
     pub function: Option<String>,
     pub attached: bool,
+    pub method: Option<String>,
     pub reason: Option<String>,
+    #[serde(default)]
+    pub tried: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +144,7 @@ pub struct Node {
     #[serde(default)]
     pub removes: u64,
     pub memmap_init: Option<Stat>,
+    pub device_init: Option<Stat>,
     pub online: Option<Stat>,
     pub offline: Option<Stat>,
 }
@@ -107,6 +191,8 @@ pub struct Zone {
     pub span_changes: Vec<SpanChange>,
     #[serde(default)]
     pub contiguity_changes: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub slowpath_calls: u64,
 }
 
 #[derive(Debug, Deserialize)]

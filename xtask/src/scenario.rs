@@ -1,24 +1,114 @@
-//! The hotplug scenario run against a booted guest: record, hot-add two DIMMs on node 1, online
-//! them movable, offline them, unplug them, stop the recorder. Every step is timed and every
-//! observation goes into the ground truth.
+//! The scenarios run against a booted guest. Each records under mhpscope, hot-adds DIMMs over
+//! QMP (or creates devdax namespaces on an nvdimm), onlines, offlines and unplugs them, and stops
+//! the recorder. Every step is timed and every observation goes into the ground truth.
 
 use crate::guest::Guest;
-use crate::initramfs::{MHPSCOPE, SNAPSHOT_CMD};
+use crate::initramfs::{LOAD_NVDIMM, MHPSCOPE, SNAPSHOT_CMD};
 use crate::qemu::Qemu;
 use crate::qmp::Qmp;
-use crate::truth::{self, Dimm, GroundTruth, MhpscopeRun, Snapshot, StateWrite, Step};
+use crate::truth::{self, Compaction, DaxRun, Dimm, GroundTruth, MhpscopeRun, Snapshot, StateWrite, Step};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const MEM: &str = "/sys/devices/system/memory";
-const STEPS: usize = 10;
-/// The node the DIMMs are plugged into.
-pub const HOTPLUG_NODE: i64 = 1;
-/// (dimm id, memdev id, size): on 6.1 the one-block DIMM gets a self-hosted memmap, the
-/// two-block one does not.
-pub const DIMMS: &[(&str, &str, u64)] = &[("d1", "hp1", 128 << 20), ("d2", "hp2", 256 << 20)];
+/// Functions whose traceability decides which way mhpscope attaches.
+pub const TRACEABLE: &[&str] = &["memmap_init_range", "__add_pages", "memmap_init_zone_device"];
+
+#[derive(Debug, Clone, Copy)]
+pub struct DimmPlan {
+    pub id: &'static str,
+    pub memdev: &'static str,
+    pub size: u64,
+    pub node: i64,
+}
+
+/// One lab scenario: one boot of the guest.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub memmap_on_memory: bool,
+    pub memoryless_node: bool,
+    pub nvdimm: bool,
+    pub dimms: &'static [DimmPlan],
+    /// Hot-add all DIMMs at the same moment and online all their blocks in one go (the kernel
+    /// serialises onlining under the device hotplug lock; concurrent writers only retry).
+    pub together: bool,
+    /// Run compaction while ZONE_MOVABLE is onlined (and not contiguous).
+    pub compaction: bool,
+}
+
+pub const PLANS: &[Plan] = &[
+    Plan {
+        name: "hotplug",
+        about: "memmap_on_memory=1: a one-block and a two-block DIMM on node 1, online movable one by one, \
+                compaction, offline, unplug",
+        memmap_on_memory: true,
+        memoryless_node: false,
+        nvdimm: false,
+        // On 6.1 the one-block DIMM gets a self-hosted memmap and the two-block one does not;
+        // 6.12 and later self-host every block.
+        dimms: &[
+            DimmPlan {
+                id: "d1",
+                memdev: "hp1",
+                size: 128 << 20,
+                node: 1,
+            },
+            DimmPlan {
+                id: "d2",
+                memdev: "hp2",
+                size: 256 << 20,
+                node: 1,
+            },
+        ],
+        together: false,
+        compaction: true,
+    },
+    Plan {
+        name: "offnode",
+        about: "memmap_on_memory=0: DIMMs on node 1 and on memoryless node 2 at the same moment, \
+                online all blocks back to back, offline, unplug",
+        memmap_on_memory: false,
+        memoryless_node: true,
+        nvdimm: false,
+        dimms: &[
+            DimmPlan {
+                id: "d1",
+                memdev: "hp1",
+                size: 256 << 20,
+                node: 1,
+            },
+            DimmPlan {
+                id: "d2",
+                memdev: "hp2",
+                size: 256 << 20,
+                node: 2,
+            },
+        ],
+        together: true,
+        compaction: false,
+    },
+    Plan {
+        name: "devdax",
+        about: "a 1 GiB nvdimm on node 1: ndctl devdax namespace with --map=dev, then --map=mem",
+        memmap_on_memory: true,
+        memoryless_node: false,
+        nvdimm: true,
+        dimms: &[],
+        together: false,
+        compaction: false,
+    },
+];
+
+pub fn plan(name: &str) -> Result<&'static Plan> {
+    PLANS.iter().find(|p| p.name == name).with_context(|| {
+        let names: Vec<&str> = PLANS.iter().map(|p| p.name).collect();
+        format!("unknown scenario {name:?}; known: {}", names.join(", "))
+    })
+}
 
 pub struct Ctx<'a> {
     pub qemu: &'a mut Qemu,
@@ -28,10 +118,12 @@ pub struct Ctx<'a> {
     pub epoch: Instant,
     pub with_mhpscope: bool,
     pub out_dir: &'a Path,
+    pub plan: &'static Plan,
     step_no: usize,
 }
 
 impl<'a> Ctx<'a> {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         qemu: &'a mut Qemu,
         guest: Guest,
@@ -40,6 +132,7 @@ impl<'a> Ctx<'a> {
         epoch: Instant,
         with_mhpscope: bool,
         out_dir: &'a Path,
+        plan: &'static Plan,
     ) -> Self {
         Ctx {
             qemu,
@@ -49,6 +142,7 @@ impl<'a> Ctx<'a> {
             epoch,
             with_mhpscope,
             out_dir,
+            plan,
             step_no: 0,
         }
     }
@@ -64,7 +158,7 @@ impl<'a> Ctx<'a> {
     /// Runs and times one numbered step, recording it in the ground truth.
     fn step<T>(&mut self, name: &str, desc: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.step_no += 1;
-        println!("lab: [{}/{STEPS}] {name}: {desc}", self.step_no);
+        println!("lab: [{}] {name}: {desc}", self.step_no);
         let t = Instant::now();
         let start_ms = self.epoch.elapsed().as_secs_f64() * 1e3;
         let r = f(self);
@@ -86,7 +180,7 @@ impl<'a> Ctx<'a> {
 
     fn skip(&mut self, name: &str, why: &str) {
         self.step_no += 1;
-        println!("lab: [{}/{STEPS}] {name}: skipped ({why})", self.step_no);
+        println!("lab: [{}] {name}: skipped ({why})", self.step_no);
     }
 
     fn snapshot(&mut self, name: &str) -> Result<()> {
@@ -97,7 +191,7 @@ impl<'a> Ctx<'a> {
             "lab:        snapshot {name}: {} blocks, node1 Movable {}",
             parsed.blocks.len(),
             parsed
-                .zone(HOTPLUG_NODE, "Movable")
+                .zone(1, "Movable")
                 .map(|z| format!(
                     "spanned {} present {} managed {}",
                     z.spanned, z.present, z.managed
@@ -146,28 +240,59 @@ impl<'a> Ctx<'a> {
             .context("block size unknown (no snapshot)")
     }
 
-    fn add_dimm(&mut self, id: &str, memdev: &str, size: u64, snap: &str) -> Result<()> {
-        let before = self.block_ids()?;
-        let expect = (size / self.block_size()?) as usize;
+    /// QMP object-add + device_add, recorded in the ground truth.
+    fn plug(&mut self, d: &DimmPlan) -> Result<()> {
         self.qmp.execute(
             "object-add",
-            Some(json!({"qom-type": "memory-backend-ram", "id": memdev, "size": size})),
+            Some(json!({"qom-type": "memory-backend-ram", "id": d.memdev, "size": d.size})),
         )?;
         self.qmp.execute(
             "device_add",
-            Some(json!({"driver": "pc-dimm", "id": id, "memdev": memdev, "node": HOTPLUG_NODE})),
+            Some(json!({"driver": "pc-dimm", "id": d.id, "memdev": d.memdev, "node": d.node})),
         )?;
         self.truth.dimms.push(Dimm {
-            id: id.into(),
-            memdev: memdev.into(),
-            size,
-            node: HOTPLUG_NODE,
+            id: d.id.into(),
+            memdev: d.memdev.into(),
+            size: d.size,
+            node: d.node,
             added: true,
             addr: None,
             slot: None,
             blocks: Vec::new(),
             deleted: false,
         });
+        Ok(())
+    }
+
+    /// All DIMMs of the plan at the same moment; their blocks follow from QMP's addresses.
+    fn add_together(&mut self, dimms: &[DimmPlan]) -> Result<()> {
+        let before = self.block_ids()?;
+        let bs = self.block_size()?;
+        for d in dimms {
+            self.plug(d)?;
+        }
+        self.query_memory_devices()?;
+        let expect: usize = dimms.iter().map(|d| (d.size / bs) as usize).sum();
+        self.wait_blocks(&format!("{expect} new blocks"), 120, |ids| {
+            ids.iter().filter(|i| !before.contains(i)).count() >= expect
+        })?;
+        self.snapshot("after-add")?;
+        let names: Vec<String> = dimms.iter().map(|d| format!("after-add-{}", d.id)).collect();
+        let snap = self.truth.snapshots.last().cloned().context("snapshot")?;
+        for (d, name) in self.truth.dimms.iter_mut().zip(names) {
+            let addr = d.addr.context("query-memory-devices gave no address")?;
+            d.blocks = (addr / bs..(addr + d.size) / bs).collect();
+            println!("lab:        {}: blocks {:?}", d.id, d.blocks);
+            self.truth.snapshots.push(Snapshot { name, ..snap.clone() });
+        }
+        Ok(())
+    }
+
+    fn add_dimm(&mut self, d: &DimmPlan, snap: &str) -> Result<()> {
+        let before = self.block_ids()?;
+        let expect = (d.size / self.block_size()?) as usize;
+        let id = d.id;
+        self.plug(d)?;
         self.query_memory_devices()?;
         self.wait_blocks(&format!("{expect} new block(s) of {id}"), 120, |ids| {
             ids.iter().filter(|i| !before.contains(i)).count() >= expect
@@ -231,16 +356,40 @@ impl<'a> Ctx<'a> {
 }
 
 pub fn run(c: &mut Ctx) -> Result<()> {
+    let plan = c.plan;
     c.step(
         "prepare",
-        "auto_online_blocks=offline, uname -r, snapshot boot",
+        "auto_online_blocks=offline, uname -r, memmap_on_memory, nodes, boot log, snapshot boot",
         |c| {
             // 6.1 already boots with "offline"; newer kernels default to "online" (ZONE_NORMAL).
             c.sh(&format!("echo offline > {MEM}/auto_online_blocks"), 30)?;
             c.truth.kernel.release = Some(c.sh("uname -r", 30)?.trim().to_string());
+            c.truth.memmap_on_memory = Some(
+                c.sh("cat /sys/module/memory_hotplug/parameters/memmap_on_memory", 30)?
+                    .trim()
+                    .to_string(),
+            );
+            c.truth.nodes_with_memory =
+                truth::parse_node_list(&c.sh("cat /sys/devices/system/node/has_memory", 30)?);
+            c.truth.fallback_order = truth::parse_fallback_orders(&c.sh("dmesg", 60)?);
+            for f in TRACEABLE {
+                let n = c.sh(
+                    &format!("grep -c -x '{f}' /sys/kernel/tracing/available_filter_functions || true"),
+                    60,
+                )?;
+                c.truth.traceable.insert(f.to_string(), n.trim() != "0");
+            }
             c.snapshot("boot")
         },
     )?;
+
+    if plan.nvdimm {
+        c.step(
+            "load-nvdimm",
+            "insmod the nvdimm/dax modules, wait for namespace0.0",
+            |c| c.sh(LOAD_NVDIMM, 120).map(|_| ()),
+        )?;
+    }
 
     if c.with_mhpscope {
         c.step(
@@ -254,60 +403,123 @@ pub fn run(c: &mut Ctx) -> Result<()> {
 
     c.step("before-add", "snapshot before-add", |c| c.snapshot("before-add"))?;
 
-    for &(id, memdev, size) in DIMMS {
-        let snap = format!("after-add-{id}");
+    if plan.together && !plan.dimms.is_empty() {
+        let ids: Vec<String> = plan
+            .dimms
+            .iter()
+            .map(|d| format!("{} on node {}", d.id, d.node))
+            .collect();
         c.step(
-            &format!("add-{id}"),
-            &format!("QMP object-add {memdev} {} MiB, device_add pc-dimm {id} node {HOTPLUG_NODE}; wait for its blocks; snapshot {snap}", size >> 20),
-            |c| c.add_dimm(id, memdev, size, &snap),
+            "add-together",
+            &format!(
+                "QMP device_add {} back to back; wait for their blocks; snapshot after-add",
+                ids.join(", ")
+            ),
+            |c| c.add_together(plan.dimms),
         )?;
+    } else {
+        for d in plan.dimms {
+            let snap = format!("after-add-{}", d.id);
+            c.step(
+                &format!("add-{}", d.id),
+                &format!(
+                    "QMP object-add {} {} MiB, device_add pc-dimm {} node {}; wait for its blocks; snapshot {snap}",
+                    d.memdev,
+                    d.size >> 20,
+                    d.id,
+                    d.node
+                ),
+                |c| c.add_dimm(d, &snap),
+            )?;
+        }
     }
 
     let new_blocks = c.truth.hot_added_blocks();
-    c.step(
-        "online",
-        &format!("echo online_movable > memoryN/state for {new_blocks:?}; snapshot after-online"),
-        |c| {
-            c.write_states(&new_blocks, "online_movable")?;
-            c.snapshot("after-online")
-        },
-    )?;
+    if !new_blocks.is_empty() {
+        if plan.together {
+            c.step(
+                "online",
+                &format!("echo online_movable > memoryN/state for {new_blocks:?} back to back; snapshot after-online"),
+                |c| {
+                    c.write_states(&new_blocks, "online_movable")?;
+                    c.snapshot("after-online")
+                },
+            )?;
+        } else {
+            c.step(
+                "online",
+                &format!(
+                    "echo online_movable > memoryN/state for {new_blocks:?}, a snapshot after each; snapshot after-online"
+                ),
+                |c| {
+                    for &b in &new_blocks {
+                        c.write_states(&[b], "online_movable")?;
+                        c.snapshot(&format!("after-online-{b}"))?;
+                    }
+                    c.snapshot("after-online")
+                },
+            )?;
+        }
+    }
 
-    let mut rev = new_blocks.clone();
-    rev.reverse();
-    c.step(
-        "offline",
-        &format!("echo offline > memoryN/state for {rev:?}; snapshot after-offline"),
-        |c| {
-            c.write_states(&rev, "offline")?;
-            c.snapshot("after-offline")
-        },
-    )?;
+    if plan.compaction {
+        c.step(
+            "compact",
+            "echo 1 > /proc/sys/vm/compact_memory while ZONE_MOVABLE is online; wait 2.5 s for a counter sample",
+            compact,
+        )?;
+    }
 
-    c.step(
-        "remove",
-        "QMP device_del d1 d2; wait for DEVICE_DELETED and for the blocks to vanish; snapshot after-remove",
-        |c| {
-            for &(id, _, _) in DIMMS {
-                c.qmp.execute("device_del", Some(json!({"id": id})))?;
-            }
-            for &(id, _, _) in DIMMS {
-                c.qmp
-                    .wait_event(&format!("DEVICE_DELETED {id}"), Duration::from_secs(120), |e| {
-                        e["event"] == "DEVICE_DELETED" && e["data"]["device"] == id
-                    })?;
-                if let Some(d) = c.truth.dimms.iter_mut().find(|d| d.id == id) {
-                    d.deleted = true;
+    if !new_blocks.is_empty() {
+        let mut rev = new_blocks.clone();
+        rev.reverse();
+        c.step(
+            "offline",
+            &format!("echo offline > memoryN/state for {rev:?}; snapshot after-offline"),
+            |c| {
+                c.write_states(&rev, "offline")?;
+                c.snapshot("after-offline")
+            },
+        )?;
+
+        c.step(
+            "remove",
+            "QMP device_del of every DIMM; wait for DEVICE_DELETED and for the blocks to vanish; snapshot after-remove",
+            |c| {
+                for d in plan.dimms {
+                    c.qmp.execute("device_del", Some(json!({"id": d.id})))?;
                 }
-            }
-            let gone = new_blocks.clone();
-            c.wait_blocks("removal of the hot-added blocks", 120, |ids| {
-                !ids.iter().any(|i| gone.contains(i))
-            })?;
-            c.query_memory_devices()?;
-            c.snapshot("after-remove")
-        },
-    )?;
+                for d in plan.dimms {
+                    let id = d.id;
+                    c.qmp
+                        .wait_event(&format!("DEVICE_DELETED {id}"), Duration::from_secs(120), |e| {
+                            e["event"] == "DEVICE_DELETED" && e["data"]["device"] == id
+                        })?;
+                    if let Some(d) = c.truth.dimms.iter_mut().find(|d| d.id == id) {
+                        d.deleted = true;
+                    }
+                }
+                let gone = new_blocks.clone();
+                c.wait_blocks("removal of the hot-added blocks", 120, |ids| {
+                    !ids.iter().any(|i| gone.contains(i))
+                })?;
+                c.query_memory_devices()?;
+                c.snapshot("after-remove")
+            },
+        )?;
+    }
+
+    if plan.nvdimm {
+        for map in ["dev", "mem"] {
+            c.step(
+                &format!("devdax-{map}"),
+                &format!(
+                    "ndctl create-namespace -m devdax --map={map}; iomem and zoneinfo; destroy-namespace"
+                ),
+                |c| devdax(c, map),
+            )?;
+        }
+    }
 
     if c.with_mhpscope {
         c.step(
@@ -334,6 +546,66 @@ pub fn run(c: &mut Ctx) -> Result<()> {
         },
     )?;
     c.qmp.drain();
+    Ok(())
+}
+
+fn compact(c: &mut Ctx) -> Result<()> {
+    let start_ms = c.epoch.elapsed().as_secs_f64() * 1e3;
+    let before = truth::parse_vmstat(&c.sh("cat /proc/vmstat", 30)?);
+    c.sh("echo 1 > /proc/sys/vm/compact_memory", 300)?;
+    let after = truth::parse_vmstat(&c.sh("cat /proc/vmstat", 30)?);
+    // mhpscope samples its slow-path counters once a second.
+    std::thread::sleep(Duration::from_millis(2500));
+    let scanned = |v: &std::collections::BTreeMap<String, u64>| {
+        v.get("compact_migrate_scanned").copied().unwrap_or(0)
+            + v.get("compact_free_scanned").copied().unwrap_or(0)
+    };
+    println!(
+        "lab:        compaction scanned {} pages",
+        scanned(&after).saturating_sub(scanned(&before))
+    );
+    c.truth.compactions.push(Compaction {
+        start_ms,
+        vmstat_before: before,
+        vmstat_after: after,
+    });
+    Ok(())
+}
+
+fn devdax(c: &mut Ctx, map: &str) -> Result<()> {
+    let out = c.sh_rc(
+        &format!("ndctl create-namespace -f -e namespace0.0 -m devdax --map={map}"),
+        300,
+    )?;
+    let mut run = DaxRun {
+        map: map.into(),
+        ndctl: out.text.trim().to_string(),
+        rc: out.rc,
+        pmem: None,
+        device_zone: None,
+        destroyed: false,
+    };
+    if out.rc == 0 {
+        run.pmem = truth::iomem_range(&c.sh("cat /proc/iomem", 30)?, "Persistent Memory");
+        let zones = truth::parse_zoneinfo(&c.sh("cat /proc/zoneinfo", 30)?)?;
+        run.device_zone = zones
+            .iter()
+            .find(|z| z.node == 1 && z.zone == "Device")
+            .map(|z| (z.start_pfn, z.spanned));
+        run.destroyed = c.sh_rc("ndctl destroy-namespace -f namespace0.0", 300)?.rc == 0;
+    }
+    let ok = run.rc == 0 && run.destroyed;
+    println!(
+        "lab:        --map={map}: ndctl rc {}, pmem {:?}, destroyed {}",
+        run.rc,
+        run.pmem.map(|(a, b)| format!("{a:#x}-{b:#x}")),
+        run.destroyed
+    );
+    let text = run.ndctl.clone();
+    c.truth.devdax.push(run);
+    if !ok {
+        bail!("ndctl devdax --map={map} failed: {text}");
+    }
     Ok(())
 }
 

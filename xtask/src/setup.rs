@@ -20,6 +20,11 @@ pub const DEB_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
     "cpio",
+    // ZONE_DEVICE lab: ndctl/daxctl go into the initramfs; the kernel's .ko.xz/.ko.zst are unpacked.
+    "ndctl",
+    "daxctl",
+    "xz-utils",
+    "zstd",
 ];
 
 /// bpf-linker's default feature wants LLVM 23, which Debian does not have.

@@ -10,6 +10,7 @@ item file:/proc/zoneinfo /proc/zoneinfo
 item file:/sys/devices/system/memory/block_size_bytes /sys/devices/system/memory/block_size_bytes
 item file:/proc/meminfo /proc/meminfo
 item file:/proc/iomem /proc/iomem
+item file:/proc/vmstat /proc/vmstat
 for d in /sys/devices/system/memory/memory[0-9]*; do
     [ -d "$d" ] || continue
     n=${d##*/memory}

@@ -1,10 +1,13 @@
-//! `cargo xtask test`: setup, unit tests, the lab, then the checks.
+//! `cargo xtask test`: setup, unit tests, then every lab scenario on every lab kernel, each
+//! followed by the checks of mhpscope's report against that scenario's ground truth.
 
-use crate::{checks, lab, setup, util};
+use crate::{checks, kernel, lab, setup, util};
 use anyhow::{bail, Result};
 use std::process::Command;
+use std::time::Instant;
 
 pub fn run(args: &lab::LabArgs) -> Result<()> {
+    let t0 = Instant::now();
     setup::run()?;
     println!("test: cargo test --workspace");
     util::run(
@@ -13,17 +16,39 @@ pub fn run(args: &lab::LabArgs) -> Result<()> {
             .args(["test", "--workspace"])
             .env("PATH", util::path_with_cargo_bin()),
     )?;
-    let truth = match lab::run(args) {
-        Ok(t) => t,
-        Err(e) => {
-            // Keep the summary line CI greps for, even when the scenario itself broke.
-            println!("FAIL lab.scenario: {e:#}");
-            println!("lab: 0 passed, 1 failed");
-            return Err(e);
-        }
-    };
     if args.no_mhpscope {
         bail!("test: --no-mhpscope leaves nothing to check");
     }
-    checks::run(&truth, &lab::out_dir(&args.kernel))
+    let kernels: Vec<String> = match &args.kernel {
+        Some(k) => vec![k.clone()],
+        None => kernel::KERNELS.iter().map(|k| k.name.to_string()).collect(),
+    };
+    let mut total = checks::Tally::default();
+    for k in &kernels {
+        match lab::run(args, k) {
+            Ok(runs) => {
+                for (plan, truth) in runs {
+                    println!("test: checks for {} on {k}", plan.name);
+                    let t = checks::run(plan, &truth, &lab::out_dir(k, plan.name));
+                    total.add(&t);
+                }
+            }
+            Err(e) => {
+                // Keep the summary line CI greps for, even when a scenario itself broke.
+                println!("FAIL lab.{k}: {e:#}");
+                total.failed += 1;
+            }
+        }
+    }
+    println!(
+        "lab: {} passed, {} failed ({} kernel(s), {})",
+        total.passed,
+        total.failed,
+        kernels.len(),
+        util::secs(t0.elapsed())
+    );
+    if total.failed > 0 {
+        bail!("{} lab check(s) failed", total.failed);
+    }
+    Ok(())
 }

@@ -9,7 +9,22 @@ use std::collections::BTreeMap;
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct GroundTruth {
     pub schema_version: u32,
+    /// Scenario name (see scenario::PLANS).
+    pub scenario: String,
     pub kernel: KernelInfo,
+    /// `/sys/module/memory_hotplug/parameters/memmap_on_memory` in the guest.
+    pub memmap_on_memory: Option<String>,
+    /// Nodes with memory at boot (`/sys/devices/system/node/has_memory`).
+    pub nodes_with_memory: Vec<i64>,
+    /// "Fallback order for Node N: N a b" from the guest's boot log.
+    pub fallback_order: BTreeMap<i64, Vec<i64>>,
+    /// Whether each function of interest is in the guest's available_filter_functions (ftrace
+    /// can trace it, so fentry/kprobe can attach).
+    pub traceable: BTreeMap<String, bool>,
+    /// Compaction runs (`/proc/sys/vm/compact_memory`), with /proc/vmstat before and after.
+    pub compactions: Vec<Compaction>,
+    /// devdax namespaces created with ndctl.
+    pub devdax: Vec<DaxRun>,
     pub qemu_args: Vec<String>,
     pub steps: Vec<Step>,
     pub dimms: Vec<Dimm>,
@@ -59,6 +74,28 @@ pub struct Dimm {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Compaction {
+    /// Guest milliseconds since the lab's epoch.
+    pub start_ms: f64,
+    pub vmstat_before: BTreeMap<String, u64>,
+    pub vmstat_after: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaxRun {
+    /// ndctl's --map: "dev" (memmap on the device) or "mem" (in RAM).
+    pub map: String,
+    /// `ndctl create-namespace` output (JSON) and exit code.
+    pub ndctl: String,
+    pub rc: i32,
+    /// Top-level "Persistent Memory" range of /proc/iomem (inclusive) while it existed.
+    pub pmem: Option<(u64, u64)>,
+    /// Zone Device of the nvdimm's node in zoneinfo while it existed: (start_pfn, spanned).
+    pub device_zone: Option<(Option<u64>, u64)>,
+    pub destroyed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StateWrite {
     pub block: u64,
     pub value: String,
@@ -97,6 +134,8 @@ pub struct Parsed {
     pub meminfo: BTreeMap<String, u64>,
     /// Top-level "System RAM" ranges of /proc/iomem, inclusive.
     pub system_ram: Vec<(u64, u64)>,
+    #[serde(default)]
+    pub vmstat: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,6 +231,7 @@ pub fn parse_snapshot(raw: &BTreeMap<String, RawItem>) -> Result<Parsed> {
         zones: parse_zoneinfo(ok("file:/proc/zoneinfo").context("no /proc/zoneinfo")?)?,
         meminfo: ok("file:/proc/meminfo").map(parse_meminfo).unwrap_or_default(),
         system_ram: ok("file:/proc/iomem").map(parse_iomem).unwrap_or_default(),
+        vmstat: ok("file:/proc/vmstat").map(parse_vmstat).unwrap_or_default(),
         blocks: Vec::new(),
     };
     let mut blocks: BTreeMap<u64, Block> = BTreeMap::new();
@@ -270,6 +310,57 @@ pub fn parse_meminfo(text: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// "name value" lines.
+pub fn parse_vmstat(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.to_string(), w.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// "Fallback order for Node 2: 2 0 1" lines of the boot log.
+pub fn parse_fallback_orders(dmesg: &str) -> BTreeMap<i64, Vec<i64>> {
+    dmesg
+        .lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("Fallback order for Node ")? + "Fallback order for Node ".len()..];
+            let (node, order) = rest.split_once(':')?;
+            let order: Vec<i64> = order.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+            Some((node.trim().parse().ok()?, order))
+        })
+        .collect()
+}
+
+/// "a-b" / "a,b" node lists.
+pub fn parse_node_list(text: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>()) {
+                    out.extend(a..=b);
+                }
+            }
+            None => out.extend(part.parse::<i64>().ok()),
+        }
+    }
+    out
+}
+
+/// The first top-level range of /proc/iomem named `name`, inclusive.
+pub fn iomem_range(text: &str, name: &str) -> Option<(u64, u64)> {
+    text.lines().filter(|l| !l.starts_with(' ')).find_map(|l| {
+        let (range, n) = l.split_once(" : ")?;
+        if n.trim() != name {
+            return None;
+        }
+        let (a, b) = range.split_once('-')?;
+        Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?))
+    })
+}
+
 pub fn parse_iomem(text: &str) -> Vec<(u64, u64)> {
     text.lines()
         .filter(|l| !l.starts_with(' '))
@@ -326,6 +417,21 @@ mod tests {
         assert!(b.valid_zones.is_none() && b.valid_zones_error.is_some());
         assert_eq!(p.block(33).unwrap().node, None);
         assert_eq!(p.zones[0].spanned, 10);
+    }
+
+    #[test]
+    fn boot_log_and_node_lists() {
+        let f = parse_fallback_orders(
+            "[    0.1] Fallback order for Node 0: 0 1 2 \n[    0.1] Fallback order for Node 2: 2 0 1 \n",
+        );
+        assert_eq!(f[&2], vec![2, 0, 1]);
+        assert_eq!(parse_node_list("0-1\n"), vec![0, 1]);
+        assert_eq!(parse_node_list("0,2-3"), vec![0, 2, 3]);
+        let iomem = "100000000-13fffffff : Persistent Memory\n  100000000-1011fffff : namespace0.0\n";
+        assert_eq!(
+            iomem_range(iomem, "Persistent Memory"),
+            Some((0x100000000, 0x13fffffff))
+        );
     }
 
     #[test]
