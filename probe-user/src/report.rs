@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     event::{mhp, pgmap_type_name, Span, ZoneId},
     model::{
-        BlockState, Burst, ContiguityChange, DurationSummary, Finding, HotAdd, MemmapAllocs, Model, OpKind,
-        Operation, Placement, SpanChange,
+        BlockState, Burst, Check, ContiguityChange, DurationSummary, Finding, HotAdd, MemmapAllocs, Model,
+        OpKind, Operation, Placement, SpanChange,
     },
     probes::ProbeStatus,
 };
@@ -468,9 +468,13 @@ impl Document {
             t.add_row(vec![
                 p.name.clone(),
                 if p.attached { "yes" } else { "no" }.into(),
-                p.method
-                    .as_ref()
-                    .map_or("-".into(), |m| format!("{m} {}", p.function)),
+                p.method.as_ref().map_or("-".into(), |m| {
+                    if m.starts_with("caller") {
+                        m.clone()
+                    } else {
+                        format!("{m} {}", p.function)
+                    }
+                }),
                 note,
             ]);
         }
@@ -622,9 +626,18 @@ impl Document {
     }
 
     fn findings_table(&self) -> Table {
-        let mut t = table(&["time", "node", "zone", "check", "event", "pfns", "what"]);
+        let mut t = table(&["time", "node", "zone", "check", "event", "pfns", "meaning"]);
         for f in &self.span_findings {
             let x = &f.finding;
+            let meaning = match x.check {
+                Check::OutsideSpan => "pages assigned to the zone lie outside its span".to_string(),
+                Check::Overlap => format!(
+                    "span overlaps zone {}",
+                    f.other_zone_name.as_deref().unwrap_or("?")
+                ),
+                Check::UnalignedShrink => "shrink ends off a 2 MiB subsection boundary".to_string(),
+                Check::BecameEmpty => "the zone became empty".to_string(),
+            };
             t.add_row(vec![
                 fmt_ts(x.ts_ns),
                 x.zone.node.to_string(),
@@ -632,7 +645,7 @@ impl Document {
                 format!("{:?}", x.check),
                 format!("{}({:#x}+{:#x})", x.cause, x.event_pfn, x.event_nr_pages),
                 format!("{:#x}-{:#x}", x.pfns.0, x.pfns.1),
-                x.message.clone(),
+                meaning,
             ]);
         }
         t
