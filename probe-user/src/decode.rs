@@ -27,16 +27,18 @@ pub fn parse_raw(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
 
 pub fn decode(raw: &RawEvent) -> Result<Event, DecodeError> {
     let a = &raw.args;
-    let zone = || -> Result<ZoneId, DecodeError> {
-        let idx = a[arg::ZONE_IDX];
+    // The zone as node and index at the given slots; u64::MAX marks an unresolved pointer.
+    let zone_at = |node: usize, idx: usize| -> Result<ZoneId, DecodeError> {
+        let idx = a[idx];
         if idx > u8::MAX as u64 {
             return Err(DecodeError::BadZone(raw.kind));
         }
         Ok(ZoneId {
-            node: a[arg::ZONE_NODE] as i64 as i32,
+            node: a[node] as i64 as i32,
             zone: idx as u8,
         })
     };
+    let zone = || zone_at(arg::ZONE_NODE, arg::ZONE_IDX);
     let span = |start: usize, pages: usize| Span {
         start_pfn: a[start],
         spanned_pages: a[pages],
@@ -116,21 +118,12 @@ pub fn decode(raw: &RawEvent) -> Result<Event, DecodeError> {
             window_node: a[arg::PA_WINDOW_NID] as i64 as i32,
             window_pfn: a[arg::PA_WINDOW_PFN],
         },
-        kind::MEMMAP_INIT_RANGE => {
-            let idx = a[arg::MIR_ZONE_IDX];
-            if idx > u8::MAX as u64 {
-                return Err(DecodeError::BadZone(raw.kind));
-            }
-            Op::MemmapInitRange {
-                zone: ZoneId {
-                    node: a[arg::MIR_NID] as i64 as i32,
-                    zone: idx as u8,
-                },
-                pfn: a[arg::MIR_START_PFN],
-                nr_pages: a[arg::MIR_SIZE],
-                context: a[arg::MIR_CONTEXT] as u32,
-            }
-        }
+        kind::MEMMAP_INIT_RANGE => Op::MemmapInitRange {
+            zone: zone_at(arg::MIR_NID, arg::MIR_ZONE_IDX)?,
+            pfn: a[arg::MIR_START_PFN],
+            nr_pages: a[arg::MIR_SIZE],
+            context: a[arg::MIR_CONTEXT] as u32,
+        },
         kind::MEMMAP_INIT_ZONE_DEVICE => Op::MemmapInitZoneDevice {
             zone: zone()?,
             pfn: a[arg::PFN],

@@ -133,10 +133,11 @@ const PGMAP: &[&str] = &[
 
 const KPROBE_LOSES: &str = "a little more overhead per call (int3 trap instead of a trampoline)";
 
-/// fentry/fexit, then kprobe/kretprobe, on one function.
-macro_rules! pair {
+/// The fentry/fexit and the kprobe/kretprobe alternatives on one function; programs are named
+/// `<prefix>_fentry`, `<prefix>_fexit`, `<prefix>_kprobe`, `<prefix>_kretprobe`.
+macro_rules! fentry_kprobe {
     ($func:literal, $prefix:literal) => {
-        &[
+        [
             Alternative {
                 way: Way::Pair {
                     method: Method::Fentry,
@@ -157,26 +158,18 @@ macro_rules! pair {
             },
         ]
     };
-    ($func:literal, $prefix:literal, caller $probe:literal, $loses:literal) => {
+}
+
+/// fentry/fexit, then kprobe/kretprobe, then (optionally) a caller's probe.
+macro_rules! pair {
+    ($func:literal, $prefix:literal) => {
+        &fentry_kprobe!($func, $prefix)
+    };
+    ($func:literal, $prefix:literal, caller $probe:literal, $loses:literal) => {{
+        let [fentry, kprobe] = fentry_kprobe!($func, $prefix);
         &[
-            Alternative {
-                way: Way::Pair {
-                    method: Method::Fentry,
-                    function: $func,
-                    entry: concat!($prefix, "_fentry"),
-                    exit: concat!($prefix, "_fexit"),
-                },
-                loses: "",
-            },
-            Alternative {
-                way: Way::Pair {
-                    method: Method::Kprobe,
-                    function: $func,
-                    entry: concat!($prefix, "_kprobe"),
-                    exit: concat!($prefix, "_kretprobe"),
-                },
-                loses: KPROBE_LOSES,
-            },
+            fentry,
+            kprobe,
             Alternative {
                 way: Way::Caller {
                     probe: $probe,
@@ -185,7 +178,7 @@ macro_rules! pair {
                 loses: $loses,
             },
         ]
-    };
+    }};
 }
 
 pub const ADD_PAGES: &str = "__add_pages";

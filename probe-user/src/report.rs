@@ -234,6 +234,7 @@ fn placement_doc(model: &Model, h: &HotAdd) -> PlacementDoc {
 impl Document {
     pub fn build(model: &Model, source: Source) -> Document {
         let l = &model.layout;
+        let (ram_init_bursts, device_init_bursts) = model.init_bursts(BURST_GAP_NS);
         let ops = |kind: OpKind| model.operations.iter().filter(move |o| o.kind == kind);
         Document {
             schema_version: SCHEMA_VERSION,
@@ -311,20 +312,23 @@ impl Document {
             zones: model
                 .zones
                 .iter()
-                .map(|(id, z)| ZoneDoc {
-                    node: id.node,
-                    zone: l.zone_name(id.zone),
-                    start_pfn: z.span.start_pfn,
-                    spanned_pages: z.span.spanned_pages,
-                    present_pages: z.present,
-                    managed_pages: z.managed,
-                    contiguous: z.contiguous,
-                    contiguity_checks: z.contiguity_checks.summary(),
-                    span_changes: z.span_changes.clone(),
-                    contiguity_changes: z.contiguity_changes.clone(),
-                    slowpath_calls: z.slowpath_calls(),
-                    slowpath_rate: z.slowpath_rates().0,
-                    slowpath_peak_rate: z.slowpath_rates().1,
+                .map(|(id, z)| {
+                    let (slowpath_rate, slowpath_peak_rate) = z.slowpath_rates();
+                    ZoneDoc {
+                        node: id.node,
+                        zone: l.zone_name(id.zone),
+                        start_pfn: z.span.start_pfn,
+                        spanned_pages: z.span.spanned_pages,
+                        present_pages: z.present,
+                        managed_pages: z.managed,
+                        contiguous: z.contiguous,
+                        contiguity_checks: z.contiguity_checks.summary(),
+                        span_changes: z.span_changes.clone(),
+                        contiguity_changes: z.contiguity_changes.clone(),
+                        slowpath_calls: z.slowpath_calls(),
+                        slowpath_rate,
+                        slowpath_peak_rate,
+                    }
                 })
                 .collect(),
             operations: model.operations.clone(),
@@ -338,8 +342,8 @@ impl Document {
                     other_zone_name: f.other_zone.map(|z: ZoneId| l.zone_name(z.zone)),
                 })
                 .collect(),
-            ram_init_bursts: model.init_bursts(BURST_GAP_NS).0,
-            device_init_bursts: model.init_bursts(BURST_GAP_NS).1,
+            ram_init_bursts,
+            device_init_bursts,
             device_ranges: model
                 .devices
                 .iter()

@@ -3,7 +3,7 @@
 
 use crate::report::{Block, Report, Stat, Zone};
 use crate::scenario::{self, Plan};
-use crate::truth::GroundTruth;
+use crate::truth::{compaction_scanned, GroundTruth};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -568,14 +568,10 @@ fn bursts(
 
 /// Compaction while ZONE_MOVABLE was not contiguous went down the slow path.
 fn slowpath(c: &mut Checker, t: &GroundTruth, r: &Report) {
-    let scanned = |v: &std::collections::BTreeMap<String, u64>| {
-        v.get("compact_migrate_scanned").copied().unwrap_or(0)
-            + v.get("compact_free_scanned").copied().unwrap_or(0)
-    };
     let ran = t
         .compactions
         .iter()
-        .any(|x| scanned(&x.vmstat_after) > scanned(&x.vmstat_before));
+        .any(|x| compaction_scanned(&x.vmstat_after) > compaction_scanned(&x.vmstat_before));
     let z = r.zones.iter().find(|z| z.node == 1 && z.zone == "Movable");
     let non_contiguous = z.is_some_and(|z| {
         z.contiguity_changes

@@ -556,13 +556,9 @@ fn compact(c: &mut Ctx) -> Result<()> {
     let after = truth::parse_vmstat(&c.sh("cat /proc/vmstat", 30)?);
     // mhpscope samples its slow-path counters once a second.
     std::thread::sleep(Duration::from_millis(2500));
-    let scanned = |v: &std::collections::BTreeMap<String, u64>| {
-        v.get("compact_migrate_scanned").copied().unwrap_or(0)
-            + v.get("compact_free_scanned").copied().unwrap_or(0)
-    };
     println!(
         "lab:        compaction scanned {} pages",
-        scanned(&after).saturating_sub(scanned(&before))
+        truth::compaction_scanned(&after).saturating_sub(truth::compaction_scanned(&before))
     );
     c.truth.compactions.push(Compaction {
         start_ms,

@@ -320,6 +320,14 @@ pub fn parse_vmstat(text: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Pages compaction has scanned so far (migrate and free scanners), from /proc/vmstat.
+pub fn compaction_scanned(vmstat: &BTreeMap<String, u64>) -> u64 {
+    ["compact_migrate_scanned", "compact_free_scanned"]
+        .iter()
+        .map(|k| vmstat.get(*k).copied().unwrap_or(0))
+        .sum()
+}
+
 /// "Fallback order for Node 2: 2 0 1" lines of the boot log.
 pub fn parse_fallback_orders(dmesg: &str) -> BTreeMap<i64, Vec<i64>> {
     dmesg

@@ -17,6 +17,13 @@ use crate::{
 pub use bursts::{Burst, Init};
 pub use span_checks::{Check, Finding, SpanChecker};
 
+/// Memmap of hotplugged RAM, or of ZONE_DEVICE memory.
+#[derive(Clone, Copy)]
+enum InitKind {
+    Ram,
+    Device,
+}
+
 /// enum meminit_context: MEMINIT_HOTPLUG.
 const MEMINIT_HOTPLUG: u32 = 1;
 
@@ -490,20 +497,7 @@ impl Model {
                     }
                     return;
                 }
-                for id in ids {
-                    // A hot-add creates the block afresh, whatever was known of that id before.
-                    self.blocks.insert(
-                        id,
-                        Block {
-                            node: Some(node),
-                            state: BlockState::Offline,
-                            hot_added: true,
-                            placement,
-                            vmemmap_pages: pages,
-                            ..Block::new(id)
-                        },
-                    );
-                }
+                self.insert_hot_added(ids, node, placement, pages, None);
             }
             Op::AddPages {
                 node,
@@ -542,29 +536,16 @@ impl Model {
                     huge_bytes: a.huge_bytes / n_blocks.max(1),
                     small_bytes: a.small_bytes / n_blocks.max(1),
                 });
-                let pages = if altmap {
-                    0
+                let (placement, pages) = if altmap {
+                    // The altmap size comes with arch_add_memory's exit.
+                    (Placement::SelfHosted, 0)
                 } else {
-                    self.layout.memmap_pages_for(self.layout.pages_per_block())
+                    (
+                        Placement::ExistingMemory,
+                        self.layout.memmap_pages_for(self.layout.pages_per_block()),
+                    )
                 };
-                for id in ids {
-                    self.blocks.insert(
-                        id,
-                        Block {
-                            node: Some(node),
-                            state: BlockState::Offline,
-                            hot_added: true,
-                            placement: if altmap {
-                                Placement::SelfHosted
-                            } else {
-                                Placement::ExistingMemory
-                            },
-                            vmemmap_pages: pages,
-                            memmap_allocs: share.clone(),
-                            ..Block::new(id)
-                        },
-                    );
-                }
+                self.insert_hot_added(ids, node, placement, pages, share);
             }
             Op::PageAlloc {
                 pfn,
@@ -589,14 +570,14 @@ impl Model {
                 context,
             } => {
                 if self.exact_ram_init && context == MEMINIT_HOTPLUG {
-                    self.record_ram_init(ev, zone.node, nr_pages);
+                    self.record_init(InitKind::Ram, ev, zone.node, nr_pages);
                 }
             }
             Op::MemmapInitZoneDevice {
                 zone, pfn, nr_pages, ..
             } => {
                 if self.exact_device_init {
-                    self.record_device_init(ev, zone.node, nr_pages);
+                    self.record_init(InitKind::Device, ev, zone.node, nr_pages);
                 }
                 let end_byte = (pfn + nr_pages) * self.layout.page_size;
                 let start_byte = pfn * self.layout.page_size;
@@ -630,34 +611,29 @@ impl Model {
             } => {
                 let pages = (end.saturating_sub(start)) / self.layout.page_size.max(1);
                 if !self.exact_device_init && ret == 0 {
-                    self.record_device_init(ev, node, pages);
+                    self.record_init(InitKind::Device, ev, node, pages);
                 }
-                let d = match self.pending_device(start, end) {
-                    Some(d) => d,
-                    None => {
-                        self.devices.push(DeviceRange {
-                            ts_ns: ev.ts_ns,
-                            node,
-                            start,
-                            end,
-                            pgmap_type,
-                            altmap,
-                            ret,
-                            duration_ns: 0,
-                            inits: Vec::new(),
-                            removed_ns: None,
-                        });
-                        self.devices.last_mut().unwrap()
-                    }
+                let range = DeviceRange {
+                    ts_ns: ev.ts_ns,
+                    node,
+                    start,
+                    end,
+                    pgmap_type,
+                    altmap,
+                    ret,
+                    // Non-zero: no longer pending.
+                    duration_ns: ev.duration_ns.max(1),
+                    inits: Vec::new(),
+                    removed_ns: None,
                 };
-                d.ts_ns = ev.ts_ns;
-                d.node = node;
-                d.start = start;
-                d.end = end;
-                d.pgmap_type = pgmap_type;
-                d.altmap = altmap;
-                d.ret = ret;
-                d.duration_ns = ev.duration_ns.max(1);
+                match self.pending_device(start, end) {
+                    // Its memmap_init_zone_device calls came first.
+                    Some(d) => {
+                        let inits = std::mem::take(&mut d.inits);
+                        *d = DeviceRange { inits, ..range };
+                    }
+                    None => self.devices.push(range),
+                }
             }
             Op::MemunmapPages { start, end, .. } => {
                 if let Some(d) = self
@@ -710,7 +686,7 @@ impl Model {
                 after,
             } => {
                 if !self.exact_ram_init {
-                    self.record_ram_init(ev, zone.node, nr_pages);
+                    self.record_init(InitKind::Ram, ev, zone.node, nr_pages);
                 }
                 let found = self.checker.moved_to_zone(
                     ev.ts_ns,
@@ -830,27 +806,40 @@ impl Model {
         z.span = after;
     }
 
-    fn record_ram_init(&mut self, ev: &Event, node: i32, pages: u64) {
-        self.nodes
-            .entry(node)
-            .or_default()
-            .memmap_init
-            .record(ev.duration_ns, pages);
-        self.ram_inits.push(Init {
-            node,
-            start_ns: ev.start_ns(),
-            end_ns: ev.ts_ns,
-            pages,
-        });
+    /// A hot-add creates its blocks afresh, whatever was known of those ids before.
+    fn insert_hot_added(
+        &mut self,
+        ids: std::ops::RangeInclusive<u64>,
+        node: i32,
+        placement: Placement,
+        vmemmap_pages: u64,
+        memmap_allocs: Option<MemmapAllocs>,
+    ) {
+        for id in ids {
+            self.blocks.insert(
+                id,
+                Block {
+                    node: Some(node),
+                    state: BlockState::Offline,
+                    hot_added: true,
+                    placement,
+                    vmemmap_pages,
+                    memmap_allocs: memmap_allocs.clone(),
+                    ..Block::new(id)
+                },
+            );
+        }
     }
 
-    fn record_device_init(&mut self, ev: &Event, node: i32, pages: u64) {
-        self.nodes
-            .entry(node)
-            .or_default()
-            .device_init
-            .record(ev.duration_ns, pages);
-        self.device_inits.push(Init {
+    /// One memmap initialisation: the node's duration stats and the interval for the bursts.
+    fn record_init(&mut self, kind: InitKind, ev: &Event, node: i32, pages: u64) {
+        let stats = self.nodes.entry(node).or_default();
+        let (durations, inits) = match kind {
+            InitKind::Ram => (&mut stats.memmap_init, &mut self.ram_inits),
+            InitKind::Device => (&mut stats.device_init, &mut self.device_inits),
+        };
+        durations.record(ev.duration_ns, pages);
+        inits.push(Init {
             node,
             start_ns: ev.start_ns(),
             end_ns: ev.ts_ns,
