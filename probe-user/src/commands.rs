@@ -2,100 +2,25 @@
 use std::{
     fs::File,
     io::{self, Write},
-    path::{Path, PathBuf},
-    time::{Duration, Instant},
+    path::PathBuf,
+    time::Duration,
 };
 
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 
 use crate::{
-    frame::{self, Frame},
     host::Host,
-    live,
-    loader::{self, Options, Tracer},
-    model::{Layout, Model},
+    loader::{self, Options},
     probes::ProbeStatus,
-    recording::{self, Header, Item, Line, Reader, Summary},
-    report::{Document, Source},
+    recording::{self, Line},
+    report::Document,
+    source::{self, Input},
+    stream::{Stream, Update},
 };
 
-// Commands are async because aya-log's kernel-log reader runs on the tokio runtime.
-
-/// A loaded tracer with everything needed to interpret its events.
-struct Session {
-    signals: live::StopSignals,
-    host: Host,
-    tracer: Tracer,
-    frame: Frame,
-    layout: Layout,
-}
-
-fn start_session(opts: &Options) -> Result<Session> {
-    let signals = live::StopSignals::install()?;
-    let host = Host::detect();
-    let frame = frame::read(Path::new("/"))
-        .context("reading the static frame (sysfs memory blocks, /proc/zoneinfo)")?;
-    let tracer = loader::load(&host, opts);
-    if tracer.attached() == 0 {
-        bail!(
-            "no probe could attach on this kernel ({}), so there is nothing to trace:\n{}\n\
-             `mhpscope probes` explains each probe",
-            host.kernel_release,
-            failure_lines(&tracer.probes)
-        );
-    }
-    for p in tracer.probes.iter().filter(|p| !p.attached) {
-        eprintln!(
-            "mhpscope: probe {} not attached: {}",
-            p.name,
-            p.reason.as_deref().unwrap_or("?")
-        );
-    }
-    let layout = Layout {
-        zone_names: tracer.facts.zone_names.clone(),
-        page_size: frame.page_size,
-        struct_page_size: tracer.facts.struct_page_size,
-        block_size_bytes: frame.block_size_bytes,
-    };
-    Ok(Session {
-        signals,
-        host,
-        tracer,
-        frame,
-        layout,
-    })
-}
-
-/// Nodes the kernel may put memory on (all possible ones: hot-add can bring a node online).
-fn node_ids(frame: &Frame) -> Vec<i32> {
-    let mut ids: Vec<i32> = frame.nodes.iter().map(|n| n.node).collect();
-    ids.extend(frame.blocks.iter().filter_map(|b| b.node));
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        ids.push(0);
-    }
-    ids
-}
-
-fn failure_lines(probes: &[ProbeStatus]) -> String {
-    probes
-        .iter()
-        .map(|p| format!("  {}: {}", p.name, p.reason.as_deref().unwrap_or("attached")))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// `mhpscope record`: NDJSON to a file or stdout.
-pub async fn record(opts: &Options, output: Option<PathBuf>, duration: Option<Duration>) -> Result<()> {
-    let Session {
-        mut signals,
-        host,
-        mut tracer,
-        frame,
-        layout,
-    } = start_session(opts)?;
+pub fn record(opts: &Options, output: Option<PathBuf>, duration: Option<Duration>) -> Result<()> {
     let out: Box<dyn Write> = match &output {
         Some(p) if p.as_os_str() != "-" => {
             Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)
@@ -106,138 +31,91 @@ pub async fn record(opts: &Options, output: Option<PathBuf>, duration: Option<Du
         .as_ref()
         .map_or("stdout".into(), |p| p.display().to_string());
     let mut writer = recording::Writer::new(out);
-    let nodes = node_ids(&frame);
-    let header = Header {
-        format_version: recording::FORMAT_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        host,
-        clock: live::clocks(),
-        layout,
-        probes: tracer.probes.clone(),
-        frame,
-    };
-    writer
-        .write(&Line::Header(Box::new(header)))
-        .context("writing the header")?;
-    writer.flush().with_context(|| format!("writing {name}"))?;
-    eprintln!("mhpscope: recording to {name}; Ctrl-C to stop");
-
-    let started = Instant::now();
-    let writer = std::cell::RefCell::new(writer);
-    let (reason, counts) = live::run(
-        &mut tracer,
-        &nodes,
-        &mut signals,
-        duration,
-        |ev| Ok(writer.borrow_mut().write(&Line::Event(ev))?),
-        || Ok(writer.borrow_mut().flush()?),
-    )
-    .await?;
-    let summary = Summary {
-        events: counts.events,
-        lost_events: tracer.lost_events(),
-        undecodable_events: counts.undecodable,
-        duration_ns: started.elapsed().as_nanos() as u64,
-        end_reason: reason.into(),
-        frame: frame::read(Path::new("/")).ok(),
-    };
-    let mut writer = writer.into_inner();
-    writer
-        .write(&Line::Summary(Box::new(summary.clone())))
-        .context("writing the summary")?;
-    writer.flush().with_context(|| format!("writing {name}"))?;
-    eprintln!(
-        "mhpscope: {} events recorded ({} lost, {} undecodable), stopped by {reason}",
-        summary.events, summary.lost_events, summary.undecodable_events
-    );
-    Ok(())
+    let feed = source::spawn(Input::Live { duration }, opts);
+    let write =
+        |w: &mut recording::Writer<_>, line: &Line| w.write(line).with_context(|| format!("writing {name}"));
+    loop {
+        // Flush whenever the source has nothing waiting: a follower sees events promptly.
+        let update = match feed.rx.try_recv() {
+            Ok(u) => u,
+            Err(_) => {
+                writer.flush().with_context(|| format!("writing {name}"))?;
+                match feed.rx.recv() {
+                    Ok(u) => u,
+                    Err(_) => bail!("the tracing thread ended without a summary"),
+                }
+            }
+        };
+        match update {
+            Update::Header(h) => {
+                warn_unattached(&h.probes);
+                write(&mut writer, &Line::Header(h))?;
+                writer.flush().with_context(|| format!("writing {name}"))?;
+                eprintln!("mhpscope: recording to {name}; Ctrl-C to stop");
+            }
+            Update::Event(ev) => write(&mut writer, &Line::Event(ev))?,
+            Update::Summary(s) => {
+                write(&mut writer, &Line::Summary(s.clone()))?;
+                writer.flush().with_context(|| format!("writing {name}"))?;
+                eprintln!(
+                    "mhpscope: {} events recorded ({} lost, {} undecodable), stopped by {}",
+                    s.events, s.lost_events, s.undecodable_events, s.end_reason
+                );
+                return Ok(());
+            }
+            Update::Failed(why) => bail!("{why}"),
+        }
+    }
 }
 
-/// `mhpscope report`: live for a while, or from a recording.
-pub async fn report(opts: &Options, input: Option<PathBuf>, duration: Duration, json: bool) -> Result<()> {
-    let doc = match input {
-        Some(path) => replay(&path)?,
-        None => live_report(opts, duration).await?,
-    };
+fn warn_unattached(probes: &[ProbeStatus]) {
+    for p in probes.iter().filter(|p| !p.attached) {
+        eprintln!(
+            "mhpscope: probe {} not attached: {}",
+            p.name,
+            p.reason.as_deref().unwrap_or("?")
+        );
+    }
+}
+
+/// `mhpscope report`: live for a while, or from a recording (a file, a growing file, stdin).
+pub fn report(opts: &Options, input: Input, json: bool) -> Result<()> {
+    if let Input::Live { duration: Some(d) } = &input {
+        eprintln!(
+            "mhpscope: tracing for {}; Ctrl-C to stop early",
+            humantime::format_duration(*d)
+        );
+    }
+    let doc = collect(opts, input)?;
     let mut stdout = io::stdout().lock();
     let text = if json { doc.to_json() } else { doc.to_text() };
     writeln!(stdout, "{text}").context("writing the report")?;
     Ok(())
 }
 
-async fn live_report(opts: &Options, duration: Duration) -> Result<Document> {
-    let Session {
-        mut signals,
-        host,
-        mut tracer,
-        frame,
-        layout,
-    } = start_session(opts)?;
-    let mut model = Model::new(layout);
-    model.set_probes(&tracer.probes);
-    model.apply_frame(&frame);
-    eprintln!(
-        "mhpscope: tracing for {}; Ctrl-C to stop early",
-        humantime::format_duration(duration)
-    );
-    let started = Instant::now();
-    let (_, counts) = live::run(
-        &mut tracer,
-        &node_ids(&frame),
-        &mut signals,
-        Some(duration),
-        |ev| {
-            model.ingest(&ev);
-            Ok(())
-        },
-        || Ok(()),
-    )
-    .await?;
-    model.set_lost_events(tracer.lost_events());
-    if let Ok(end) = frame::read(Path::new("/")) {
-        model.apply_final_frame(&end);
-    }
-    Ok(Document::build(
-        &model,
-        Source {
-            kernel_release: host.kernel_release,
-            probes: tracer.probes.clone(),
-            duration_ns: started.elapsed().as_nanos() as u64,
-            undecodable_events: counts.undecodable,
-            origin: "live".into(),
-        },
-    ))
-}
-
-/// Builds the report of a recording, streaming it through the model.
-pub fn replay(path: &Path) -> Result<Document> {
-    let mut reader = Reader::open(path)?;
-    let header = reader.header()?;
-    let mut model = Model::new(header.layout.clone());
-    model.set_probes(&header.probes);
-    model.apply_frame(&header.frame);
-    let mut summary = None;
-    while let Some(item) = reader.next_item()? {
-        match item {
-            Item::Event(ev) => model.ingest(&ev),
-            Item::Summary(s) => summary = Some(s),
+/// Streams a whole input through the model and builds its report.
+pub fn collect(opts: &Options, input: Input) -> Result<Document> {
+    let live = input.is_live();
+    let mut stream = Stream::new(input.origin());
+    let feed = source::spawn(input, opts);
+    for update in feed.rx.iter() {
+        if live {
+            if let Update::Header(h) = &update {
+                warn_unattached(&h.probes);
+            }
+        }
+        stream.apply(update);
+        if stream.ended() {
+            break;
         }
     }
-    let summary = summary.expect("the reader fails on a recording without a summary");
-    model.set_lost_events(summary.lost_events);
-    if let Some(end) = &summary.frame {
-        model.apply_final_frame(end);
+    if let Some(why) = &stream.failure {
+        bail!("{why}");
     }
-    Ok(Document::build(
-        &model,
-        Source {
-            kernel_release: header.host.kernel_release,
-            probes: header.probes,
-            duration_ns: summary.duration_ns,
-            undecodable_events: summary.undecodable_events,
-            origin: reader.name().to_string(),
-        },
-    ))
+    match (&stream.summary, stream.document()) {
+        (Some(_), Some(doc)) => Ok(doc),
+        _ => bail!("the source ended without a summary"),
+    }
 }
 
 /// One row per probe: the chosen way, what it loses, and why each better way failed.
@@ -276,7 +154,7 @@ pub fn probes_table(probes: &[ProbeStatus]) -> Table {
 
 /// `mhpscope probes`: every probe, attached or not, how, and why not. Exits 0 either way:
 /// explaining is its job.
-pub async fn probes(opts: &Options, json: bool) -> Result<()> {
+pub fn probes(opts: &Options, json: bool) -> Result<()> {
     let host = Host::detect();
     let tracer = loader::load(&host, opts);
     let mut stdout = io::stdout().lock();

@@ -173,6 +173,11 @@ pub enum Op {
         zone: ZoneId,
         calls: u64,
     },
+    /// Events the kernel side could not put in the full ring buffer so far (a periodic counter
+    /// sample, written when it grows, so that live views show drops as they happen).
+    LostEventsSample {
+        total: u64,
+    },
 }
 
 /// `enum memory_type` (dev_pagemap.type), stable across 6.1-7.2.
@@ -210,6 +215,7 @@ impl Op {
             Op::MemremapPages { .. } => "memremap_pages",
             Op::MemunmapPages { .. } => "memunmap_pages",
             Op::SlowPathSample { .. } => "__pageblock_pfn_to_page",
+            Op::LostEventsSample { .. } => "ring buffer",
         }
     }
 }

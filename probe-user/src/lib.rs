@@ -1,7 +1,9 @@
 //! mhpscope: observe Linux memory hotplug with eBPF.
 //!
 //! Data flows one way: kernel events (`loader`, `live`) -> `decode` -> `model` (pure) -> views
-//! (`report`). `frame` is the static picture from sysfs/procfs; `recording` the NDJSON format.
+//! (`report`, `tui`, `metrics`). `frame` is the static picture from sysfs/procfs; `recording`
+//! the NDJSON format. `source` yields one stream of recording lines (kernel, file, pipe) and
+//! `stream` turns it into a model that every view reads.
 pub mod commands;
 pub mod decode;
 pub mod event;
@@ -13,4 +15,10 @@ pub mod loader;
 pub mod model;
 pub mod probes;
 pub mod recording;
+pub mod replay;
 pub mod report;
+pub mod schema;
+pub mod serve;
+pub mod source;
+pub mod stream;
+pub mod tui;

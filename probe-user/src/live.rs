@@ -1,6 +1,10 @@
 //! The live loop: drain the ring buffer on a short timer (the kernel side never wakes us),
 //! decode, hand events on; stop at the deadline or on SIGINT/SIGTERM.
-use std::{future, time::Duration};
+use std::{
+    future,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use anyhow::{Context, Result};
 use log::debug;
@@ -42,12 +46,14 @@ impl StopSignals {
     }
 }
 
-/// Runs until `duration` has passed (forever if None) or a signal arrives; returns why it
-/// stopped ("duration", "SIGINT", "SIGTERM") and what it saw.
+/// Runs until `duration` has passed (forever if None), a signal arrives or `stop` is set;
+/// returns why it stopped ("duration", "SIGINT", "SIGTERM", "stopped") and what it saw.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     tracer: &mut Tracer,
     nodes: &[i32],
     signals: &mut StopSignals,
+    stop: &AtomicBool,
     duration: Option<Duration>,
     mut on_event: impl FnMut(Event) -> Result<()>,
     mut on_tick: impl FnMut() -> Result<()>,
@@ -73,6 +79,9 @@ pub async fn run(
                     sampler.sample(tracer, nodes, &mut on_event)?;
                 }
                 on_tick()?;
+                if stop.load(Ordering::Relaxed) {
+                    break "stopped";
+                }
             }
             _ = &mut deadline => break "duration",
             _ = signals.sigint.recv() => break "SIGINT",
@@ -85,11 +94,12 @@ pub async fn run(
     Ok((reason, counts))
 }
 
-/// Turns the kernel's cumulative slow-path counters into sample events, one per zone whose
-/// count moved since the last sample.
+/// Turns the kernel's cumulative counters into sample events: lost events when they grew, and
+/// slow-path calls for each zone whose count moved since the last sample.
 #[derive(Default)]
 struct Sampler {
     last: std::collections::BTreeMap<ZoneId, u64>,
+    lost: u64,
 }
 
 impl Sampler {
@@ -100,6 +110,16 @@ impl Sampler {
         on_event: &mut impl FnMut(Event) -> Result<()>,
     ) -> Result<()> {
         let now = clocks().monotonic_ns;
+        let lost = tracer.lost_events();
+        if lost > self.lost {
+            self.lost = lost;
+            on_event(Event {
+                ts_ns: now,
+                duration_ns: 0,
+                tid: 0,
+                op: Op::LostEventsSample { total: lost },
+            })?;
+        }
         for (zone, calls) in tracer.slowpath_calls(nodes) {
             if self.last.insert(zone, calls) != Some(calls) {
                 on_event(Event {

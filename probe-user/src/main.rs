@@ -1,8 +1,8 @@
 //! The `mhpscope` command line.
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{Parser, Subcommand};
-use mhpscope::{commands, loader::Options, probes::Method};
+use clap::{Args, Parser, Subcommand};
+use mhpscope::{commands, loader::Options, probes::Method, schema, serve, source::Input, tui};
 
 fn parse_method(s: &str) -> Result<Method, String> {
     Method::parse(s).ok_or_else(|| format!("unknown method {s:?} (fentry, kprobe, tracepoint, caller)"))
@@ -22,6 +22,23 @@ struct Cli {
     command: Command,
 }
 
+/// Where events come from, for every view.
+#[derive(Args)]
+struct InputArgs {
+    /// Read a recording instead of tracing the running kernel; `-` reads stdin.
+    #[arg(short, long)]
+    input: Option<PathBuf>,
+    /// With --input FILE: keep reading as the file grows, until its summary line.
+    #[arg(short, long, requires = "input")]
+    follow: bool,
+}
+
+impl InputArgs {
+    fn into_input(self, duration: Option<Duration>) -> Input {
+        Input::from_args(self.input, self.follow, duration)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Record hotplug events to NDJSON (header, one line per event, summary).
@@ -35,9 +52,8 @@ enum Command {
     },
     /// Print per-node, per-block and per-zone tables, live or from a recording.
     Report {
-        /// Read a recording instead of tracing live.
-        #[arg(short, long)]
-        input: Option<PathBuf>,
+        #[command(flatten)]
+        input: InputArgs,
         /// How long to trace live.
         #[arg(short, long, value_parser = humantime::parse_duration, default_value = "10s", conflicts_with = "input")]
         duration: Duration,
@@ -45,10 +61,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A live view in the terminal: nodes, block map, zones, events, probes.
+    Top {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Replay speed of a recording read whole (2 = twice as fast); keys + and - change it.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
+    /// Serve Prometheus/OpenMetrics metrics over HTTP at /metrics.
+    Serve {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Address to listen on (loopback by default: the metrics describe the host).
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        listen: SocketAddr,
+        /// Replay a recording read whole at this speed instead of all at once.
+        #[arg(long)]
+        speed: Option<f64>,
+    },
     /// List every probe: attached or not, how, and why not.
     Probes {
         #[arg(long)]
         json: bool,
+    },
+    /// Print the JSON Schema of the recording lines or of `report --json`.
+    Schema {
+        #[arg(value_enum)]
+        of: schema::Of,
     },
 }
 
@@ -71,13 +111,18 @@ fn main() -> ExitCode {
             let opts = Options { avoid: cli.avoid };
             rt.block_on(async {
                 match cli.command {
-                    Command::Record { output, duration } => commands::record(&opts, output, duration).await,
+                    Command::Record { output, duration } => commands::record(&opts, output, duration),
                     Command::Report {
                         input,
                         duration,
                         json,
-                    } => commands::report(&opts, input, duration, json).await,
-                    Command::Probes { json } => commands::probes(&opts, json).await,
+                    } => commands::report(&opts, input.into_input(Some(duration)), json),
+                    Command::Top { input, speed } => tui::run(&opts, input.into_input(None), speed),
+                    Command::Serve { input, listen, speed } => {
+                        serve::run(&opts, input.into_input(None), listen, speed).await
+                    }
+                    Command::Probes { json } => commands::probes(&opts, json),
+                    Command::Schema { of } => schema::print(of),
                 }
             })
         });

@@ -25,6 +25,9 @@ pub const DEB_PACKAGES: &[&str] = &[
     "daxctl",
     "xz-utils",
     "zstd",
+    // Front-end tests: `mhpscope top` under tmux, dashboards against a real Prometheus.
+    "tmux",
+    "prometheus",
 ];
 
 /// bpf-linker's default feature wants LLVM 23, which Debian does not have.

@@ -434,8 +434,9 @@ impl Model {
         }
     }
 
+    /// The final count (a summary's): it never goes below what samples showed.
     pub fn set_lost_events(&mut self, lost: u64) {
-        self.lost_events = lost;
+        self.lost_events = self.lost_events.max(lost);
     }
 
     pub fn ingest(&mut self, ev: &Event) {
@@ -645,6 +646,7 @@ impl Model {
                     d.removed_ns = Some(ev.ts_ns);
                 }
             }
+            Op::LostEventsSample { total } => self.lost_events = self.lost_events.max(total),
             Op::SlowPathSample { zone, calls } => {
                 self.zones
                     .entry(zone)

@@ -1,0 +1,234 @@
+//! Pacing of a replayed recording: events are applied when the replay clock reaches their
+//! timestamp, at a speed factor, and can be paused and stepped. Live and followed sources
+//! are not paced (speed None): they arrive in real time already.
+use std::{
+    sync::mpsc::{Receiver, TryRecvError},
+    time::Instant,
+};
+
+use crate::stream::{Stream, Update};
+
+/// At most this many updates per pump, so that a view stays responsive on a huge input.
+const MAX_PER_PUMP: usize = 200_000;
+
+pub struct Player {
+    speed: Option<f64>,
+    paused: bool,
+    /// The next update, read but not yet due.
+    lookahead: Option<Update>,
+    /// Replay time `ts` corresponds to wall time `at`.
+    anchor: Option<(u64, Instant)>,
+    /// The source closed its end.
+    disconnected: bool,
+}
+
+impl Player {
+    /// `speed`: replay-time nanoseconds per wall nanosecond; None applies updates as they come.
+    pub fn new(speed: Option<f64>) -> Player {
+        Player {
+            speed: speed.filter(|s| s.is_finite() && *s > 0.0),
+            paused: false,
+            lookahead: None,
+            anchor: None,
+            disconnected: false,
+        }
+    }
+
+    pub fn paced(&self) -> bool {
+        self.speed.is_some()
+    }
+
+    pub fn speed(&self) -> Option<f64> {
+        self.speed
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The source has closed and everything it sent has been applied.
+    pub fn drained(&self) -> bool {
+        self.disconnected && self.lookahead.is_none()
+    }
+
+    /// The replay clock (in the recording's CLOCK_MONOTONIC) at `now`; None before the first event.
+    pub fn position_ns(&self, now: Instant) -> Option<u64> {
+        let (ts, at) = self.anchor?;
+        if self.paused || self.speed.is_none() {
+            return Some(ts);
+        }
+        let elapsed = now.saturating_duration_since(at).as_nanos() as f64;
+        Some(ts + (elapsed * self.speed.unwrap_or(1.0)) as u64)
+    }
+
+    /// Applies every update due at `now`; returns how many were applied.
+    pub fn pump(&mut self, rx: &Receiver<Update>, stream: &mut Stream, now: Instant) -> usize {
+        let mut applied = 0;
+        while applied < MAX_PER_PUMP {
+            let Some(next) = self.next(rx) else { break };
+            if let Update::Event(ev) = &next {
+                if !self.due(ev.ts_ns, now) {
+                    self.lookahead = Some(next);
+                    break;
+                }
+            }
+            stream.apply(next);
+            applied += 1;
+        }
+        applied
+    }
+
+    /// Applies the next event (and any non-event update before it) whatever the clock says,
+    /// and moves the replay clock to it. Returns whether there was one.
+    pub fn step(&mut self, rx: &Receiver<Update>, stream: &mut Stream, now: Instant) -> bool {
+        while let Some(next) = self.next(rx) {
+            let ts = match &next {
+                Update::Event(ev) => Some(ev.ts_ns),
+                _ => None,
+            };
+            stream.apply(next);
+            if let Some(ts) = ts {
+                self.anchor = Some((ts, now));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Pauses or resumes; the replay clock resumes where it stopped.
+    pub fn toggle_pause(&mut self, now: Instant) {
+        if let Some(pos) = self.position_ns(now) {
+            self.anchor = Some((pos, now));
+        }
+        self.paused = !self.paused;
+    }
+
+    /// Changes the speed factor, keeping the replay clock where it is.
+    pub fn set_speed(&mut self, speed: f64, now: Instant) {
+        if self.speed.is_none() || !(speed.is_finite() && speed > 0.0) {
+            return;
+        }
+        if let Some(pos) = self.position_ns(now) {
+            self.anchor = Some((pos, now));
+        }
+        self.speed = Some(speed);
+    }
+
+    fn next(&mut self, rx: &Receiver<Update>) -> Option<Update> {
+        if let Some(u) = self.lookahead.take() {
+            return Some(u);
+        }
+        match rx.try_recv() {
+            Ok(u) => Some(u),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.disconnected = true;
+                None
+            }
+        }
+    }
+
+    fn due(&mut self, ts: u64, now: Instant) -> bool {
+        if self.speed.is_none() {
+            return true;
+        }
+        if self.paused {
+            return false;
+        }
+        // The first event starts the replay clock: a recording's quiet start is skipped.
+        let (start, at) = *self.anchor.get_or_insert((ts, now));
+        let elapsed = now.saturating_duration_since(at).as_nanos() as f64;
+        ts <= start + (elapsed * self.speed.unwrap_or(1.0)) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::mpsc::sync_channel, time::Duration};
+
+    use super::*;
+    use crate::event::{Event, Op, ZoneId};
+
+    fn ev(ts_ns: u64) -> Update {
+        Update::Event(Event {
+            ts_ns,
+            duration_ns: 1,
+            tid: 1,
+            op: Op::SlowPathSample {
+                zone: ZoneId { node: 0, zone: 1 },
+                calls: ts_ns,
+            },
+        })
+    }
+
+    fn feed(ts: &[u64]) -> Receiver<Update> {
+        let (tx, rx) = sync_channel(16);
+        for &t in ts {
+            tx.send(ev(t)).unwrap();
+        }
+        rx
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn unpaced_applies_everything_at_once() {
+        let rx = feed(&[0, 5 * S, 60 * S]);
+        let (mut p, mut s) = (Player::new(None), Stream::new("t"));
+        assert_eq!(p.pump(&rx, &mut s, Instant::now()), 3);
+        assert!(p.drained());
+    }
+
+    #[test]
+    fn paced_replay_follows_the_clock_times_speed() {
+        let rx = feed(&[100 * S, 101 * S, 104 * S, 110 * S]);
+        let (mut p, mut s) = (Player::new(Some(2.0)), Stream::new("t"));
+        let t0 = Instant::now();
+        assert_eq!(p.pump(&rx, &mut s, t0), 1, "only the first event is due at once");
+        assert_eq!(
+            p.pump(&rx, &mut s, t0 + Duration::from_millis(500)),
+            1,
+            "+1 s of replay"
+        );
+        assert_eq!(
+            p.pump(&rx, &mut s, t0 + Duration::from_millis(1900)),
+            0,
+            "+3.8 s: not yet"
+        );
+        assert_eq!(p.pump(&rx, &mut s, t0 + Duration::from_secs(2)), 1, "+4 s");
+        assert_eq!(p.position_ns(t0 + Duration::from_secs(2)), Some(104 * S));
+        assert!(!p.drained());
+        assert_eq!(p.pump(&rx, &mut s, t0 + Duration::from_secs(5)), 1);
+    }
+
+    #[test]
+    fn pause_freezes_the_clock_and_step_moves_it() {
+        let rx = feed(&[0, S, 2 * S, 30 * S]);
+        let (mut p, mut s) = (Player::new(Some(1.0)), Stream::new("t"));
+        let t0 = Instant::now();
+        assert_eq!(p.pump(&rx, &mut s, t0), 1);
+        p.toggle_pause(t0);
+        assert!(p.paused());
+        assert_eq!(p.pump(&rx, &mut s, t0 + Duration::from_secs(10)), 0, "paused");
+        assert!(p.step(&rx, &mut s, t0 + Duration::from_secs(10)));
+        assert_eq!(
+            p.position_ns(t0 + Duration::from_secs(20)),
+            Some(S),
+            "stepped to the event"
+        );
+        p.toggle_pause(t0 + Duration::from_secs(20));
+        assert_eq!(
+            p.pump(&rx, &mut s, t0 + Duration::from_millis(20_500)),
+            0,
+            "resumed at 1 s"
+        );
+        assert_eq!(p.pump(&rx, &mut s, t0 + Duration::from_secs(21)), 1, "2 s is due");
+        p.set_speed(100.0, t0 + Duration::from_secs(21));
+        assert_eq!(
+            p.pump(&rx, &mut s, t0 + Duration::from_millis(21_300)),
+            1,
+            "28 s later at x100"
+        );
+        assert!(!p.step(&rx, &mut s, t0 + Duration::from_secs(22)), "nothing left");
+    }
+}

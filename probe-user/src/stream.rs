@@ -1,0 +1,111 @@
+//! One stream, many views: the state that `report`, `top` and `serve` all build from the same
+//! sequence of recording lines, whether those come from the kernel, a file or a pipe.
+use crate::{
+    event::Event,
+    model::Model,
+    recording::{Header, Summary},
+    report::{Document, Source},
+};
+
+/// What a source hands on: the lines of a recording, then how it ended.
+#[derive(Debug, Clone)]
+pub enum Update {
+    Header(Box<Header>),
+    Event(Event),
+    Summary(Box<Summary>),
+    /// The source stopped without a summary: why (a truncated file, a probe load failure...).
+    Failed(String),
+}
+
+/// The model of one stream and what is known about its source.
+pub struct Stream {
+    /// "live", a file name or "stdin".
+    pub origin: String,
+    pub header: Option<Header>,
+    /// Built when the header arrives: the layout and probes come from it.
+    pub model: Option<Model>,
+    pub summary: Option<Summary>,
+    pub failure: Option<String>,
+    /// Time of the last event seen (CLOCK_MONOTONIC of the traced host).
+    pub last_ts_ns: u64,
+}
+
+impl Stream {
+    pub fn new(origin: impl Into<String>) -> Stream {
+        Stream {
+            origin: origin.into(),
+            header: None,
+            model: None,
+            summary: None,
+            failure: None,
+            last_ts_ns: 0,
+        }
+    }
+
+    pub fn apply(&mut self, update: Update) {
+        match update {
+            Update::Header(h) => {
+                let mut model = Model::new(h.layout.clone());
+                model.set_probes(&h.probes);
+                model.apply_frame(&h.frame);
+                self.last_ts_ns = h.clock.monotonic_ns;
+                self.model = Some(model);
+                self.header = Some(*h);
+            }
+            Update::Event(ev) => {
+                if let Some(m) = &mut self.model {
+                    self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
+                    m.ingest(&ev);
+                }
+            }
+            Update::Summary(s) => {
+                if let Some(m) = &mut self.model {
+                    m.set_lost_events(s.lost_events);
+                    if let Some(end) = &s.frame {
+                        m.apply_final_frame(end);
+                    }
+                }
+                self.summary = Some(*s);
+            }
+            Update::Failed(why) => self.failure = Some(why),
+        }
+    }
+
+    /// The source has nothing more to give.
+    pub fn ended(&self) -> bool {
+        self.summary.is_some() || self.failure.is_some()
+    }
+
+    /// How the stream ended, for a status line; None while it runs.
+    pub fn end_reason(&self) -> Option<String> {
+        match (&self.summary, &self.failure) {
+            (Some(s), _) => Some(format!("ended: {}", s.end_reason)),
+            (None, Some(f)) => Some(format!("failed: {f}")),
+            (None, None) => None,
+        }
+    }
+
+    /// Tracing time covered so far: the summary's duration, or up to the last event.
+    pub fn duration_ns(&self) -> u64 {
+        match (&self.summary, &self.header) {
+            (Some(s), _) => s.duration_ns,
+            (None, Some(h)) => self.last_ts_ns.saturating_sub(h.clock.monotonic_ns),
+            (None, None) => 0,
+        }
+    }
+
+    /// The report document of everything seen so far; None before the header.
+    pub fn document(&self) -> Option<Document> {
+        let (header, model) = (self.header.as_ref()?, self.model.as_ref()?);
+        Some(Document::build(
+            model,
+            Source {
+                kernel_release: header.host.kernel_release.clone(),
+                probes: header.probes.clone(),
+                duration_ns: self.duration_ns(),
+                undecodable_events: self.summary.as_ref().map_or(0, |s| s.undecodable_events),
+                origin: self.origin.clone(),
+            },
+        ))
+    }
+}
