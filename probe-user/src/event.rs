@@ -1,13 +1,15 @@
 //! Typed hotplug events: what the decoder produces and what recordings store.
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One traced kernel call, at its exit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Event {
     /// CLOCK_MONOTONIC at function exit (the recording header maps it to wall-clock time).
     pub ts_ns: u64,
     /// Time spent in the function (0 when the call began before the probe attached).
     pub duration_ns: u64,
+    /// Thread id of the caller.
     pub tid: u32,
     pub op: Op,
 }
@@ -19,14 +21,15 @@ impl Event {
 }
 
 /// A zone as the kernel names it: node and index into `pgdat->node_zones`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct ZoneId {
     pub node: i32,
+    /// Index into the recording header's `layout.zone_names`.
     pub zone: u8,
 }
 
 /// A zone span: `zone_start_pfn` and `spanned_pages`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Span {
     pub start_pfn: u64,
     pub spanned_pages: u64,
@@ -39,8 +42,9 @@ impl Span {
 }
 
 /// The vmem_altmap passed to `arch_add_memory`: the range hosts its own memmap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Altmap {
+    /// First pfn of the range.
     pub base_pfn: u64,
     /// Pages of the range taken for the memmap (`alloc`), after the call.
     pub alloc: u64,
@@ -48,13 +52,17 @@ pub struct Altmap {
     pub align: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What was traced, tagged by `kind`: the kernel function (each kind says which), or a sample.
+/// Throughout: `start`, `end` and `size` are physical addresses and lengths in bytes, `pfn` a page
+/// frame number, `nr_pages` a number of pages, `ret` the return value (0 or a negative errno).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Op {
     /// `add_memory_resource`: the hot-add as a whole.
     AddMemoryResource {
         start: u64,
         size: u64,
+        /// `MHP_*` flags: 1 MERGE_RESOURCE, 2 MEMMAP_ON_MEMORY, 4 NID_IS_MGID, 8 OFFLINE_INACCESSIBLE.
         mhp_flags: u32,
         /// The nid argument; a memory-group id when `MHP_NID_IS_MGID` is set, not a node.
         nid_arg: i32,
@@ -68,19 +76,22 @@ pub enum Op {
         altmap: Option<Altmap>,
         ret: i32,
     },
+    /// `mhp_init_memmap_on_memory`: the pages holding a self-hosted range's memmap are
+    /// initialised and accounted to the zone, before onlining.
     MhpInitMemmapOnMemory {
         pfn: u64,
         nr_pages: u64,
         zone: ZoneId,
         ret: i32,
     },
+    /// `online_pages`: a range is onlined.
     OnlinePages {
         pfn: u64,
         nr_pages: u64,
         zone: ZoneId,
         ret: i32,
     },
-    /// Memmap initialisation of an onlined range, and the zone span growing.
+    /// `move_pfn_range_to_zone`: memmap initialisation of an onlined range, and the zone span growing.
     MovePfnRangeToZone {
         pfn: u64,
         nr_pages: u64,
@@ -88,12 +99,14 @@ pub enum Op {
         before: Span,
         after: Span,
     },
+    /// `offline_pages`: a range is offlined.
     OfflinePages {
         pfn: u64,
         nr_pages: u64,
         zone: ZoneId,
         ret: i32,
     },
+    /// `remove_pfn_range_from_zone`: an offlined range leaves its zone; the zone span shrinks.
     RemovePfnRangeFromZone {
         pfn: u64,
         nr_pages: u64,
@@ -101,6 +114,7 @@ pub enum Op {
         before: Span,
         after: Span,
     },
+    /// `set_zone_contiguous`: whether the zone has no holes is recomputed.
     SetZoneContiguous {
         zone: ZoneId,
         /// `zone->contiguous` at entry (callers clear it first on some kernels) and at exit.
@@ -108,11 +122,8 @@ pub enum Op {
         contiguous: bool,
         span: Span,
     },
-    TryRemoveMemory {
-        start: u64,
-        size: u64,
-        ret: i32,
-    },
+    /// `try_remove_memory`: the hot-remove as a whole.
+    TryRemoveMemory { start: u64, size: u64, ret: i32 },
     /// `__add_pages`: the sparse sections of a hot-add; its memmap is allocated inside.
     AddPages {
         node: i32,
@@ -126,6 +137,7 @@ pub enum Op {
     /// tables and section metadata, taken from memory that existed before.
     PageAlloc {
         pfn: u64,
+        /// The allocation is 2^order pages.
         order: u32,
         /// Node and first pfn of the enclosing `__add_pages` call.
         window_node: i32,
@@ -144,6 +156,7 @@ pub enum Op {
         zone: ZoneId,
         pfn: u64,
         nr_pages: u64,
+        /// `enum memory_type`: 1 private, 2 coherent, 3 fs_dax, 4 generic, 5 pci_p2pdma.
         pgmap_type: u32,
         /// PGMAP_ALTMAP_VALID: the memmap lives on the device itself.
         altmap: bool,
@@ -154,13 +167,17 @@ pub enum Op {
         /// First range, half-open, in bytes.
         start: u64,
         end: u64,
+        /// Ranges of the dev_pagemap (only the first is reported).
         nr_range: u32,
+        /// `enum memory_type`, as for `memmap_init_zone_device`.
         pgmap_type: u32,
+        /// The memmap lives on the device itself (PGMAP_ALTMAP_VALID).
         altmap: bool,
         ret: i32,
     },
     /// `memunmap_pages`: a ZONE_DEVICE range is torn down.
     MemunmapPages {
+        /// First range, half-open, in bytes.
         start: u64,
         end: u64,
         nr_range: u32,
@@ -171,11 +188,13 @@ pub enum Op {
     /// not a call).
     SlowPathSample {
         zone: ZoneId,
+        /// Calls in this zone since tracing began.
         calls: u64,
     },
     /// Events the kernel side could not put in the full ring buffer so far (a periodic counter
     /// sample, written when it grows, so that live views show drops as they happen).
     LostEventsSample {
+        /// Events lost since tracing began.
         total: u64,
     },
 }

@@ -5,6 +5,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,38 +20,45 @@ pub enum FrameError {
     Parse { path: PathBuf, content: String },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The static picture: memory blocks, online nodes and zones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Frame {
+    /// sysfs `block_size_bytes`: the memory block size.
     pub block_size_bytes: u64,
+    /// Bytes.
     pub page_size: u64,
     pub blocks: Vec<BlockFrame>,
     pub nodes: Vec<NodeFrame>,
     pub zones: Vec<ZoneFrame>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockFrame {
+    /// The block number (sysfs `memoryN`); it starts at id * block_size_bytes.
     pub id: u64,
     /// sysfs `state`: online, offline, going-offline...
     pub state: String,
+    /// None when sysfs links the block to no node.
     pub node: Option<i32>,
     /// sysfs `valid_zones`: the zone when online, the candidates when offline.
     pub valid_zones: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NodeFrame {
     pub node: i32,
     pub has_cpu: bool,
     pub has_memory: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ZoneFrame {
     pub node: i32,
+    /// The zone name as /proc/zoneinfo prints it.
     pub zone: String,
     /// Absent from /proc/zoneinfo for unpopulated zones.
     pub start_pfn: Option<u64>,
+    /// Pages, as in /proc/zoneinfo.
     pub spanned: u64,
     pub present: u64,
     pub managed: u64,

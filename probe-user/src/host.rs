@@ -2,20 +2,23 @@
 //! Read once at start-up; nothing here changes kernel state.
 use std::fs;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct Host {
+    /// `uname -r`.
     pub kernel_release: String,
     /// Active lockdown mode (`none`, `integrity`, `confidentiality`), if the LSM is present.
     pub lockdown: Option<String>,
     /// The kernel log says "Kernel is locked down" (when securityfs is not mounted to ask).
     #[serde(default)]
     pub lockdown_in_kernel_log: bool,
+    /// /sys/kernel/btf/vmlinux exists.
     pub btf_available: bool,
     /// CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN: enough to load tracing programs.
     pub can_trace: bool,

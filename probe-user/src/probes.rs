@@ -1,5 +1,6 @@
 //! The probe set: what each probe point shows, the ordered ways to attach it (fentry, kprobe,
 //! a traceable caller, a tracepoint), and its status on the running kernel.
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -346,8 +347,9 @@ pub const PROBES: &[ProbeSpec] = &[
 ];
 
 /// Whether a probe point attached, how, and if not, why (in plain words).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ProbeStatus {
+    /// The probe point, e.g. "online_pages" (the same name on every kernel).
     pub name: String,
     /// The function (or tracepoint) actually watched.
     pub function: String,
@@ -364,8 +366,10 @@ pub struct ProbeStatus {
     pub tried: Vec<Attempt>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// A way of attaching that was tried and failed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct Attempt {
+    /// How, in the words of `ProbeStatus.method`, e.g. "fentry/fexit".
     pub way: String,
     pub function: String,
     pub error: String,

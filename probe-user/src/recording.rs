@@ -7,6 +7,7 @@ use std::{
     path::Path,
 };
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{event::Event, frame::Frame, host::Host, model::Layout, probes::ProbeStatus};
@@ -14,9 +15,11 @@ use crate::{event::Event, frame::Frame, host::Host, model::Layout, probes::Probe
 /// Bumped on any incompatible change of the line format.
 pub const FORMAT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Header {
+    /// The recording format: bumped on any incompatible change; readers refuse versions they do not know.
     pub format_version: u32,
+    /// Version of the mhpscope that wrote the recording.
     pub tool_version: String,
     pub host: Host,
     /// CLOCK_MONOTONIC and CLOCK_REALTIME read together at start: maps event times to wall time.
@@ -27,19 +30,23 @@ pub struct Header {
     pub frame: Frame,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Clock {
+    /// CLOCK_MONOTONIC, ns (the clock of event times).
     pub monotonic_ns: u64,
+    /// CLOCK_REALTIME, ns since the Unix epoch.
     pub realtime_ns: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
+    /// Event lines written.
     pub events: u64,
     /// Events the kernel could not put in the full ring buffer.
     pub lost_events: u64,
     /// Records that arrived but could not be decoded.
     pub undecodable_events: u64,
+    /// How long recording ran, ns.
     pub duration_ns: u64,
     /// Why recording stopped: "duration", "SIGINT", "SIGTERM", "end of input".
     pub end_reason: String,
@@ -47,11 +54,14 @@ pub struct Summary {
     pub frame: Option<Frame>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Line {
+    /// The first line: the host, the probes and the static picture at start.
     Header(Box<Header>),
+    /// One traced call (or counter sample).
     Event(Event),
+    /// The last line: totals and the static picture at the end.
     Summary(Box<Summary>),
 }
 

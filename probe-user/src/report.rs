@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, Table};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -17,6 +18,7 @@ use crate::{
 /// Inits closer together than this belong to one burst.
 pub const BURST_GAP_NS: u64 = 100_000_000;
 
+/// Bumped on any incompatible change of the JSON document.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Where the data came from, for the report's first line.
@@ -30,24 +32,36 @@ pub struct Source {
     pub origin: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The report, as `report --json` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Document {
+    /// The document format: bumped on any incompatible change.
     pub schema_version: u32,
+    /// "live" or the recording's path.
     pub origin: String,
     pub kernel_release: String,
+    /// How long tracing ran.
     pub duration_ns: u64,
+    /// Memory block size, bytes.
     pub block_size_bytes: u64,
+    /// Bytes.
     pub page_size: u64,
+    /// `sizeof(struct page)`, bytes.
     pub struct_page_size: u64,
+    /// Events seen.
     pub events: u64,
+    /// Events the kernel could not put in the full ring buffer: when not 0, counts are incomplete.
     pub lost_events: u64,
+    /// Records that arrived but could not be decoded.
     pub undecodable_events: u64,
     pub probes: Vec<ProbeStatus>,
     pub hot_adds: Vec<HotAddDoc>,
     pub removes: Vec<RemoveDoc>,
     pub nodes: Vec<NodeDoc>,
+    /// Memory blocks, from the start-up frame and the events.
     pub blocks: Vec<BlockDoc>,
     pub zones: Vec<ZoneDoc>,
+    /// Hot-adds, onlines, offlines and hot-removes in the order seen: the timeline.
     pub operations: Vec<Operation>,
     /// Each `__add_pages` call: where its memmap came from.
     pub memmap_placements: Vec<PlacementDoc>,
@@ -55,17 +69,21 @@ pub struct Document {
     /// Memmap-init parallelism per burst, hotplugged RAM and ZONE_DEVICE.
     pub ram_init_bursts: Vec<Burst>,
     pub device_init_bursts: Vec<Burst>,
+    /// ZONE_DEVICE ranges (memremap_pages).
     pub device_ranges: Vec<DeviceDoc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One `__add_pages` call and where its memmap came from.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PlacementDoc {
     pub ts_ns: u64,
     pub node: i32,
     /// Physical range, bytes.
     pub start: u64,
     pub size: u64,
+    /// Memory blocks of the range.
     pub blocks: Vec<u64>,
+    /// The memmap lives in the range itself (vmem_altmap).
     pub self_hosted: bool,
     /// Pages of the range holding its own memmap.
     pub altmap_pages: Option<u64>,
@@ -76,106 +94,144 @@ pub struct PlacementDoc {
     pub ret: i32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct AllocDoc {
+    /// huge_bytes + small_bytes.
     pub total_bytes: u64,
     /// 2 MiB vmemmap blocks (order >= 9).
     pub huge_bytes: u64,
     /// Page tables, section metadata, base-page vmemmap.
     pub small_bytes: u64,
+    /// By the node the memory is on; node -1 when not known.
     pub by_node: Vec<NodeBytes>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct NodeBytes {
     pub node: i32,
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A span check finding, with its zones' names.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct FindingDoc {
     #[serde(flatten)]
     pub finding: Finding,
+    /// Name of `zone`.
     pub zone_name: String,
+    /// Name of `other_zone`.
     pub other_zone_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A ZONE_DEVICE range (memremap_pages) and its memmap initialisation.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct DeviceDoc {
     pub ts_ns: u64,
     pub node: i32,
+    /// Physical range, half-open, bytes.
     pub start: u64,
     pub end: u64,
+    /// `enum memory_type`: private, coherent, fs_dax, generic, pci_p2pdma or unknown.
     pub pgmap_type: String,
+    /// The memmap lives on the device (PGMAP_ALTMAP_VALID).
     pub altmap: bool,
+    /// 0 or a negative errno.
     pub ret: i32,
+    /// Time spent in memremap_pages.
     pub memremap_ns: u64,
+    /// Its memmap_init_zone_device calls.
     pub inits: Vec<DeviceInitDoc>,
+    /// When memunmap_pages tore it down; null if not seen.
     pub removed_ns: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One memmap_init_zone_device call.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct DeviceInitDoc {
     pub node: i32,
+    /// Zone name.
     pub zone: String,
     pub pfn: u64,
     pub nr_pages: u64,
     pub duration_ns: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One add_memory_resource call.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct HotAddDoc {
     pub ts_ns: u64,
+    /// Physical range, bytes.
     pub start: u64,
     pub size: u64,
+    /// None when not known.
     pub node: Option<i32>,
+    /// `MHP_*` flags: 1 MERGE_RESOURCE, 2 MEMMAP_ON_MEMORY, 4 NID_IS_MGID, 8 OFFLINE_INACCESSIBLE.
     pub mhp_flags: u32,
+    /// 0 or a negative errno.
     pub ret: i32,
     pub duration_ns: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One try_remove_memory call.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RemoveDoc {
     pub ts_ns: u64,
+    /// Physical range, bytes.
     pub start: u64,
     pub size: u64,
+    /// None when not known.
     pub node: Option<i32>,
+    /// 0 or a negative errno.
     pub ret: i32,
     pub duration_ns: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Per-node counts and timings of what was traced.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct NodeDoc {
     pub node: i32,
     pub hot_adds: u64,
+    /// Successful online_pages / offline_pages calls.
     pub onlines: u64,
     pub offlines: u64,
     pub removes: u64,
+    /// Operations that returned an error.
     pub failed: u64,
+    /// Memmap initialisation of hotplugged RAM.
     pub memmap_init: DurationSummary,
+    /// Memmap initialisation of ZONE_DEVICE memory.
     pub device_init: DurationSummary,
+    /// Timings of the successful online_pages / offline_pages calls.
     pub online: DurationSummary,
     pub offline: DurationSummary,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A memory block (sysfs memoryN).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BlockDoc {
+    /// The N of memoryN.
     pub id: u64,
+    /// Physical address, bytes.
     pub start: u64,
     pub node: Option<i32>,
+    /// Zone it was last onlined to.
     pub zone: Option<String>,
     pub state: BlockState,
+    /// Hot-added while tracing.
     pub hot_added: bool,
+    /// Times onlined and offlined while tracing.
     pub onlined: u32,
     pub offlined: u32,
     pub vmemmap: VmemmapDoc,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A block's memmap (its `struct page` array).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct VmemmapDoc {
     pub placement: Placement,
     /// Self-hosted: altmap pages; otherwise the computed memmap size.
     pub pages: u64,
+    /// pages * page_size.
     pub bytes: u64,
     /// The block's share of its hot-add's measured allocations from existing memory.
     pub allocated: Option<AllocDoc>,
@@ -183,22 +239,30 @@ pub struct VmemmapDoc {
     pub off_node: Vec<i32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A zone at the end of tracing, and what happened to it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ZoneDoc {
     pub node: i32,
+    /// Zone name.
     pub zone: String,
+    /// The span.
     pub start_pfn: u64,
     pub spanned_pages: u64,
+    /// From /proc/zoneinfo, the last frame read; null when not known.
     pub present_pages: Option<u64>,
     pub managed_pages: Option<u64>,
+    /// `zone->contiguous`, when known.
     pub contiguous: Option<bool>,
+    /// set_zone_contiguous calls.
     pub contiguity_checks: DurationSummary,
     pub span_changes: Vec<SpanChange>,
     pub contiguity_changes: Vec<ContiguityChange>,
     /// Slow-path `__pageblock_pfn_to_page` calls while tracing, and calls per second over the
     /// last sample interval and at peak.
     pub slowpath_calls: u64,
+    /// Calls per second over the last sample interval.
     pub slowpath_rate: f64,
+    /// Calls per second at peak.
     pub slowpath_peak_rate: f64,
 }
 

@@ -1,5 +1,16 @@
-//! JSON Schemas of the recording and the report (being written).
-use anyhow::{bail, Result};
+//! JSON Schemas of the recording lines and of `report --json`.
+//!
+//! Derived from the Rust types that are serialised (their doc comments become the schemas'
+//! descriptions), so the schemas cannot drift from what mhpscope writes. The committed copies
+//! under `schema/` are checked against this output by tests/schema.rs.
+use anyhow::Result;
+use schemars::{generate::SchemaSettings, JsonSchema};
+use serde_json::{json, Value};
+
+use crate::{
+    recording::{Line, FORMAT_VERSION},
+    report::{Document, SCHEMA_VERSION},
+};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Of {
@@ -7,6 +18,77 @@ pub enum Of {
     Report,
 }
 
-pub fn print(_of: Of) -> Result<()> {
-    bail!("mhpscope schema: not written yet")
+const RECORDING_DESCRIPTION: &str = "One line of an mhpscope recording (`mhpscope record`). \
+A recording is NDJSON: one JSON object per line. The first line is the header (\"type\": \"header\"), \
+then one line per traced event (\"type\": \"event\"), and the last line is the summary \
+(\"type\": \"summary\"); a recording without a summary line was cut short. This schema validates one \
+line. The header's `format_version` is the version of this format and of this schema (the `v<N>` \
+in `$id`): an incompatible change bumps it, so consumers should check it before reading on. \
+Within one version fields and event kinds may be added; consumers should ignore what they do not \
+know. Times are nanoseconds of CLOCK_MONOTONIC unless named otherwise.";
+
+const REPORT_DESCRIPTION: &str = "The document printed by `mhpscope report --json`: what was traced, \
+per node, block and zone figures, the hotplug operations, memmap placement and initialisation, and \
+zone span check findings. `schema_version` is the version of this document and of this schema (the \
+`v<N>` in `$id`): an incompatible change bumps it, so consumers should check it before reading on. \
+Within one version fields may be added; consumers should ignore what they do not know. Times \
+(`*_ns`, `ts_ns`) are nanoseconds of CLOCK_MONOTONIC unless named otherwise.";
+
+/// The schema of one recording line: header, event or summary.
+pub fn recording_schema() -> Value {
+    schema_of::<Line>(
+        &format!("urn:mhpscope:schema:recording:v{FORMAT_VERSION}"),
+        "mhpscope recording line",
+        RECORDING_DESCRIPTION,
+    )
+}
+
+/// The schema of `mhpscope report --json`.
+pub fn report_schema() -> Value {
+    schema_of::<Document>(
+        &format!("urn:mhpscope:schema:report:v{SCHEMA_VERSION}"),
+        "mhpscope report",
+        REPORT_DESCRIPTION,
+    )
+}
+
+pub fn print(of: Of) -> Result<()> {
+    let schema = match of {
+        Of::Recording => recording_schema(),
+        Of::Report => report_schema(),
+    };
+    println!("{}", serde_json::to_string_pretty(&schema)?);
+    Ok(())
+}
+
+fn schema_of<T: JsonSchema>(id: &str, title: &str, description: &str) -> Value {
+    // The serialize contract describes what mhpscope writes: every field it always emits is
+    // required, `null` included. (The reader is more lenient: it accepts missing optional fields.)
+    let schema = SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<T>();
+    let mut value = schema.to_value();
+    let root = value.as_object_mut().expect("a root schema is an object");
+    root.insert("$id".into(), json!(id));
+    root.insert("title".into(), json!(title));
+    root.insert("description".into(), json!(description));
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_the_current_versions() {
+        assert_eq!(
+            recording_schema()["$id"],
+            format!("urn:mhpscope:schema:recording:v{FORMAT_VERSION}")
+        );
+        assert_eq!(
+            report_schema()["$id"],
+            format!("urn:mhpscope:schema:report:v{SCHEMA_VERSION}")
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //! takes seconds or minutes. Grouping inits into bursts and comparing busy time with wall time
 //! shows the parallelism actually achieved. Pure and deterministic: no I/O.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One memmap initialisation, as an interval of time.
@@ -23,20 +24,26 @@ impl Init {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Memmap inits close together in time: each starts no later than a gap (100 ms in the report)
+/// after the latest end before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Burst {
+    /// Earliest start and latest end of its inits.
     pub start_ns: u64,
     pub end_ns: u64,
+    /// Number of inits.
     pub inits: u64,
     /// Sorted, deduplicated.
     pub nodes: Vec<i32>,
     /// Sum of the inits' durations.
     pub busy_ns: u64,
+    /// end_ns - start_ns.
     pub wall_ns: u64,
     /// busy_ns / wall_ns; 1.0 when wall_ns is 0. 1.0 means serial, N means N at once.
     pub concurrency: f64,
     /// Most inits running at one instant.
     pub max_overlap: u32,
+    /// Pages initialised.
     pub pages: u64,
 }
 

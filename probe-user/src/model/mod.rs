@@ -6,6 +6,7 @@ mod stats;
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 pub use stats::{percentile, DurationSummary, Durations};
 
@@ -28,11 +29,15 @@ enum InitKind {
 const MEMINIT_HOTPLUG: u32 = 1;
 
 /// Kernel facts needed to interpret events: zone names, page and block sizes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Layout {
+    /// Zone names by index into `pgdat->node_zones` (the `zone` of a ZoneId).
     pub zone_names: Vec<String>,
+    /// Bytes.
     pub page_size: u64,
+    /// `sizeof(struct page)`, bytes.
     pub struct_page_size: u64,
+    /// Memory block size, bytes.
     pub block_size_bytes: u64,
 }
 
@@ -74,7 +79,8 @@ impl Layout {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A memory block's state; other states (sysfs ones like "going-offline", or "unknown") appear as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockState {
     Online,
@@ -104,7 +110,7 @@ impl BlockState {
 }
 
 /// Where a block's memmap (its `struct page` array) lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Placement {
     /// In the block itself (vmem_altmap, memmap_on_memory).
@@ -221,23 +227,27 @@ pub struct NodeStats {
     pub offline: Durations,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A change of a zone's span.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SpanChange {
     pub ts_ns: u64,
     /// Kernel function that changed the span.
     pub cause: String,
+    /// The pfn range the function was called for.
     pub pfn: u64,
     pub nr_pages: u64,
     pub before: Span,
     pub after: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A `set_zone_contiguous` call that changed `zone->contiguous` (or gave its first known value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ContiguityChange {
     pub ts_ns: u64,
     /// Last known value; None when this is the first one seen.
     pub before: Option<bool>,
     pub after: bool,
+    /// Time spent in the call.
     pub duration_ns: u64,
 }
 
@@ -275,7 +285,8 @@ impl ZoneState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Hot-add, online, offline or hot-remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OpKind {
     Add,
@@ -285,15 +296,18 @@ pub enum OpKind {
 }
 
 /// One user-visible hotplug operation, for the timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Operation {
     pub ts_ns: u64,
     pub kind: OpKind,
-    /// Physical address range.
+    /// Physical address range, bytes.
     pub start: u64,
     pub size: u64,
+    /// None when not known.
     pub node: Option<i32>,
+    /// Zone name, for onlines and offlines.
     pub zone: Option<String>,
+    /// 0 or a negative errno.
     pub ret: i32,
     pub duration_ns: u64,
     /// add_memory_resource's MHP flags (adds only).

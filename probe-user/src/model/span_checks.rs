@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Span, ZoneId};
@@ -15,7 +16,8 @@ use crate::event::{Span, ZoneId};
 /// Pages per memory subsection on x86_64 (2 MiB of 4 KiB pages).
 pub const X86_64_SUBSECTION_PAGES: u64 = 512;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which span check a finding is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Check {
     /// Pages assigned to the zone lie outside its span.
@@ -28,7 +30,8 @@ pub enum Check {
     BecameEmpty,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A zone span check that found something, at a span change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Finding {
     pub ts_ns: u64,
     pub zone: ZoneId,
@@ -38,6 +41,7 @@ pub struct Finding {
     /// The event's pfn range.
     pub event_pfn: u64,
     pub event_nr_pages: u64,
+    /// The zone's span before and after the event.
     pub before: Span,
     pub after: Span,
     /// The pfns involved, half-open [start, end).

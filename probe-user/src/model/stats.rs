@@ -1,4 +1,5 @@
 //! Duration samples and their summary (count, percentiles, throughput).
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default)]
@@ -7,13 +8,15 @@ pub struct Durations {
     pages: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Calls of one kind: how many, time spent (nearest-rank percentiles) and pages handled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DurationSummary {
     pub count: u64,
     pub total_ns: u64,
     pub p50_ns: u64,
     pub p99_ns: u64,
     pub max_ns: u64,
+    /// Pages handled by all the calls.
     pub pages: u64,
     /// Pages handled per second of time spent (0 when nothing was timed).
     pub pages_per_sec: f64,
@@ -27,6 +30,11 @@ impl Durations {
 
     pub fn count(&self) -> u64 {
         self.samples_ns.len() as u64
+    }
+
+    /// Every recorded duration, in the order recorded (metrics bucket them into histograms).
+    pub fn samples_ns(&self) -> &[u64] {
+        &self.samples_ns
     }
 
     pub fn summary(&self) -> DurationSummary {

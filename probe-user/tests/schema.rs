@@ -1,0 +1,239 @@
+//! The JSON Schemas under schema/ at the repository root: the committed files are what
+//! `mhpscope schema` prints, real recordings and their reports validate against them, and they
+//! reject what mhpscope never writes (so they are not vacuous).
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use jsonschema::Validator;
+use mhpscope::{
+    event::{Event, Op},
+    recording::{Line, FORMAT_VERSION},
+    report::SCHEMA_VERSION,
+};
+use serde_json::{json, Value};
+
+fn mhpscope(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mhpscope"))
+        .args(args)
+        .output()
+        .expect("mhpscope runs");
+    assert!(
+        out.status.success(),
+        "mhpscope {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// The versioned file names: bumping a version makes the old file stale and needs a new one.
+fn schema_files() -> [(&'static str, PathBuf); 2] {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema");
+    [
+        (
+            "recording",
+            dir.join(format!("recording.v{FORMAT_VERSION}.schema.json")),
+        ),
+        (
+            "report",
+            dir.join(format!("report.v{SCHEMA_VERSION}.schema.json")),
+        ),
+    ]
+}
+
+fn validator(of: &str) -> Validator {
+    let [recording, report] = schema_files();
+    let path = if of == "recording" { recording.1 } else { report.1 };
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every error, with where in the instance it is.
+fn errors(v: &Validator, instance: &Value) -> Vec<String> {
+    v.iter_errors(instance)
+        .map(|e| format!("at {:?}: {e}", e.instance_path().as_str()))
+        .collect()
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty(), "no recordings in {}", dir.display());
+    paths
+}
+
+/// Line `n` (1-based) of a fixture, parsed.
+fn fixture_line(name: &str, n: usize) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let text = fs::read_to_string(path).unwrap();
+    serde_json::from_str(text.lines().nth(n - 1).unwrap()).unwrap()
+}
+
+#[test]
+fn committed_schemas_are_current() {
+    for (of, path) in schema_files() {
+        let printed = mhpscope(&["schema", of]);
+        let committed = fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == printed,
+            "{} is not what `mhpscope schema {of}` prints; regenerate it from the repository root with\n  \
+             cargo run -p probe-user --bin mhpscope -- schema {of} > schema/{}",
+            path.display(),
+            path.file_name().unwrap().to_string_lossy()
+        );
+        let schema: Value = serde_json::from_str(&committed).unwrap();
+        assert_eq!(
+            schema["$id"],
+            format!(
+                "urn:mhpscope:schema:{of}:v{}",
+                if of == "recording" {
+                    FORMAT_VERSION
+                } else {
+                    SCHEMA_VERSION
+                }
+            )
+        );
+        // A valid draft 2020-12 schema, so any validator takes it.
+        if let Err(e) = jsonschema::meta::validate(&schema) {
+            panic!("{}: not a valid JSON Schema: {e}", path.display());
+        }
+    }
+}
+
+#[test]
+fn every_fixture_line_validates() {
+    let v = validator("recording");
+    for path in fixtures() {
+        let text = fs::read_to_string(&path).unwrap();
+        let mut lines = 0;
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let instance: Value = serde_json::from_str(line).unwrap();
+            let errs = errors(&v, &instance);
+            assert!(
+                errs.is_empty(),
+                "{}:{}: {}",
+                path.display(),
+                i + 1,
+                errs.join("\n")
+            );
+            lines += 1;
+        }
+        assert!(lines >= 2, "{}: no lines", path.display());
+    }
+}
+
+/// Kinds the fixtures happen not to contain, written the way `mhpscope record` writes them.
+#[test]
+fn kinds_missing_from_the_fixtures_validate() {
+    let v = validator("recording");
+    let line = Line::Event(Event {
+        ts_ns: 10,
+        duration_ns: 0,
+        tid: 0,
+        op: Op::LostEventsSample { total: 3 },
+    });
+    let instance = serde_json::to_value(&line).unwrap();
+    let errs = errors(&v, &instance);
+    assert!(errs.is_empty(), "{instance}: {}", errs.join("\n"));
+}
+
+#[test]
+fn every_fixture_report_validates() {
+    let v = validator("report");
+    for path in fixtures() {
+        let out = mhpscope(&["report", "--json", "-i", path.to_str().unwrap()]);
+        let doc: Value = serde_json::from_str(&out).expect("report --json is one JSON document");
+        let errs = errors(&v, &doc);
+        assert!(
+            errs.is_empty(),
+            "report of {}: {}",
+            path.display(),
+            errs.join("\n")
+        );
+    }
+}
+
+/// `good` validates; after `spoil` it does not.
+fn assert_rejected(v: &Validator, good: Value, spoil: impl FnOnce(&mut Value), what: &str) {
+    assert!(
+        v.is_valid(&good),
+        "{what}: the unspoiled instance should validate"
+    );
+    let mut bad = good;
+    spoil(&mut bad);
+    assert!(!v.is_valid(&bad), "{what}: accepted {bad}");
+}
+
+#[test]
+fn schemas_reject_what_mhpscope_never_writes() {
+    let recording = validator("recording");
+    let header = fixture_line("hotplug-6.1.ndjson", 1);
+    let event = fixture_line("hotplug-6.1.ndjson", 2);
+    assert_eq!(
+        (&header["type"], &event["type"]),
+        (&json!("header"), &json!("event"))
+    );
+
+    assert_rejected(
+        &recording,
+        event.clone(),
+        |e| e["op"]["kind"] = json!("no_such_kind"),
+        "unknown op kind",
+    );
+    assert_rejected(
+        &recording,
+        header.clone(),
+        |h| {
+            h.as_object_mut().unwrap().remove("layout");
+        },
+        "header without layout",
+    );
+    assert_rejected(
+        &recording,
+        header,
+        |h| {
+            h["host"].as_object_mut().unwrap().remove("kernel_release");
+        },
+        "header without host.kernel_release",
+    );
+    assert_rejected(
+        &recording,
+        event.clone(),
+        |e| e["ts_ns"] = json!(e["ts_ns"].to_string()),
+        "ts_ns as a string",
+    );
+    assert_rejected(
+        &recording,
+        event,
+        |e| e["type"] = json!("footer"),
+        "unknown line type",
+    );
+
+    let report = validator("report");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hotplug-6.1.ndjson");
+    let doc: Value =
+        serde_json::from_str(&mhpscope(&["report", "--json", "-i", path.to_str().unwrap()])).unwrap();
+    assert_rejected(
+        &report,
+        doc.clone(),
+        |d| d["schema_version"] = json!(SCHEMA_VERSION.to_string()),
+        "schema_version as a string",
+    );
+    assert_rejected(
+        &report,
+        doc,
+        |d| d["blocks"][0]["vmemmap"]["placement"] = json!("somewhere"),
+        "unknown vmemmap placement",
+    );
+}
