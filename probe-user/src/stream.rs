@@ -1,11 +1,16 @@
 //! One stream, many views: the state that `report`, `top` and `serve` all build from the same
 //! sequence of recording lines, whether those come from the kernel, a file or a pipe.
+use std::collections::VecDeque;
+
 use crate::{
     event::Event,
     model::Model,
     recording::{Header, Summary},
     report::{Document, Source},
 };
+
+/// Events kept for an event log (`top`): enough to scroll back through, bounded for a long run.
+pub const RECENT_EVENTS: usize = 2000;
 
 /// What a source hands on: the lines of a recording, then how it ended.
 #[derive(Debug, Clone)]
@@ -28,6 +33,8 @@ pub struct Stream {
     pub failure: Option<String>,
     /// Time of the last event seen (CLOCK_MONOTONIC of the traced host).
     pub last_ts_ns: u64,
+    /// The latest events applied, oldest first (at most `RECENT_EVENTS`).
+    pub recent: VecDeque<Event>,
 }
 
 impl Stream {
@@ -39,6 +46,7 @@ impl Stream {
             summary: None,
             failure: None,
             last_ts_ns: 0,
+            recent: VecDeque::new(),
         }
     }
 
@@ -56,6 +64,10 @@ impl Stream {
                 if let Some(m) = &mut self.model {
                     self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
                     m.ingest(&ev);
+                    if self.recent.len() == RECENT_EVENTS {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back(ev);
                 }
             }
             Update::Summary(s) => {

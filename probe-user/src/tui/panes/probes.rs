@@ -1,0 +1,61 @@
+//! Every probe: attached or not, how, and what the chosen way loses or why nothing attached.
+//! Problems come first, so that a short pane still shows them.
+use ratatui::{
+    style::{Color, Modifier, Style},
+    text::{Line, Span},
+};
+
+use super::{styled, Body, Ctx};
+
+/// Below this many columns for the method and note, names are not padded into a column.
+const MIN_REST: usize = 24;
+
+pub fn body(ctx: &Ctx, width: usize) -> Body {
+    let Some(header) = &ctx.stream.header else {
+        return Body::waiting();
+    };
+    // Trouble first: what did not attach, then what attached a lesser way.
+    let mut probes: Vec<_> = header.probes.iter().collect();
+    probes.sort_by_key(|p| (p.attached, p.loses.is_none()));
+    let longest = probes.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    let name_width = if width >= 2 + longest + 1 + MIN_REST {
+        longest
+    } else {
+        0
+    };
+    let rows = probes
+        .iter()
+        .map(|p| {
+            let (mark, style) = if p.attached {
+                ("✓", Style::new().fg(Color::Green))
+            } else {
+                ("✗", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD))
+            };
+            let how = match &p.method {
+                Some(m) if m.starts_with("caller") => m.clone(),
+                // The function, unless the probe is named after it.
+                Some(m) if p.function == p.name => m.clone(),
+                Some(m) => format!("{m} {}", p.function),
+                None => "-".into(),
+            };
+            let note = match (&p.loses, &p.reason) {
+                (Some(l), _) => format!(" · loses: {l}"),
+                (None, Some(r)) if !p.attached => format!(" · {r}"),
+                _ => String::new(),
+            };
+            Line::from(vec![
+                styled(format!("{mark} "), style),
+                Span::raw(format!("{:<name_width$} ", p.name)),
+                styled(how, Style::new().fg(Color::Gray)),
+                styled(note, Style::new().fg(Color::Yellow)),
+            ])
+        })
+        .collect();
+    let attached = probes.iter().filter(|p| p.attached).count();
+    Body {
+        note: format!("{attached}/{} attached", probes.len()),
+        header: None,
+        rows,
+        footer: Vec::new(),
+    }
+}
