@@ -1,7 +1,8 @@
-//! `cargo xtask test`: setup, unit tests, then every lab scenario on every lab kernel, each
-//! followed by the checks of mhpscope's report against that scenario's ground truth.
+//! `cargo xtask test`: setup, unit tests, the dashboards against a real Prometheus, then every
+//! lab scenario on every lab kernel, each followed by the checks of mhpscope's report against
+//! that scenario's ground truth.
 
-use crate::{checks, kernel, lab, setup, util};
+use crate::{checks, dashboard_test, kernel, lab, setup, util};
 use anyhow::{bail, Result};
 use std::process::Command;
 use std::time::Instant;
@@ -19,11 +20,19 @@ pub fn run(args: &lab::LabArgs) -> Result<()> {
     if args.no_mhpscope {
         bail!("test: --no-mhpscope leaves nothing to check");
     }
+    let mut total = checks::Tally::default();
+    println!("test: dashboards against prometheus");
+    match dashboard_test::run() {
+        Ok(t) => total.add(&t),
+        Err(e) => {
+            println!("FAIL dashboards: {e:#}");
+            total.failed += 1;
+        }
+    }
     let kernels: Vec<String> = match &args.kernel {
         Some(k) => vec![k.clone()],
         None => kernel::KERNELS.iter().map(|k| k.name.to_string()).collect(),
     };
-    let mut total = checks::Tally::default();
     for k in &kernels {
         match lab::run(args, k) {
             Ok(runs) => {
