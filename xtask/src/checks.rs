@@ -5,7 +5,7 @@ use crate::report::{Block, Report, Stat, Zone};
 use crate::scenario::{self, Plan};
 use crate::truth::{compaction_scanned, GroundTruth};
 use anyhow::{Context, Result};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::path::Path;
 
@@ -97,6 +97,7 @@ impl Checker {
 }
 
 fn all(c: &mut Checker, plan: &Plan, t: &GroundTruth, r: &Report) -> Result<()> {
+    top_in_guest(c, plan, t);
     c.eq("report.schema_version", r.schema_version, Some(1));
     c.eq(
         "report.kernel_release",
@@ -766,4 +767,90 @@ fn node_stats(
         n.offline.as_ref().map(|s| s.pages),
         Some(delta),
     );
+}
+
+/// What `mhpscope top`'s screen (tmux capture-pane text) says about hot-adds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TopView {
+    /// "Block map · K/N hot-added": K.
+    pub hot_added_blocks: Option<u64>,
+    /// node -> (hot-adds, onlines) from the nodes pane's "add A on B ..." lines.
+    pub nodes: BTreeMap<i64, (u64, u64)>,
+}
+
+pub fn parse_top_screen(screen: &str) -> TopView {
+    let mut v = TopView::default();
+    let mut node = None;
+    for line in screen.lines() {
+        if let Some(i) = line.find("Block map · ") {
+            let rest = &line[i + "Block map · ".len()..];
+            v.hot_added_blocks = rest.split('/').next().and_then(|k| k.trim().parse().ok());
+        }
+        // Panes sit side by side: the nodes pane is the left one, after the border.
+        let cell = line.trim_start_matches('│');
+        let words: Vec<&str> = cell.split_whitespace().collect();
+        match words.as_slice() {
+            [n, "RAM", ..] => node = n.parse::<i64>().ok(),
+            ["add", a, "on", o, ..] => {
+                if let (Some(n), Ok(a), Ok(o)) = (node, a.parse(), o.parse()) {
+                    v.nodes.insert(n, (a, o));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// `mhpscope top` ran live in the guest: after the online step its screen showed every
+/// hot-added block, the DIMMs' hot-adds and the blocks' onlines on their node.
+fn top_in_guest(c: &mut Checker, plan: &Plan, t: &GroundTruth) {
+    if !plan.top || t.mhpscope.is_none() {
+        return;
+    }
+    let Some(screen) = t.top_screens.iter().find(|s| s.after == "online") else {
+        c.check(
+            "top.guest",
+            false,
+            "no screen of top captured after the online step",
+        );
+        return;
+    };
+    let view = parse_top_screen(&screen.text);
+    let blocks = t.hot_added_blocks().len() as u64;
+    c.eq("top.guest.hot_added_blocks", view.hot_added_blocks, Some(blocks));
+    let mut want: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    for d in &t.dimms {
+        let e = want.entry(d.node).or_default();
+        e.0 += 1;
+        e.1 += d.blocks.len() as u64;
+    }
+    for (node, w) in want {
+        c.eq(
+            &format!("top.guest.node{node}.adds_onlines"),
+            view.nodes.get(&node).copied(),
+            Some(w),
+        );
+    }
+}
+
+#[cfg(test)]
+mod top_tests {
+    use super::*;
+
+    #[test]
+    fn top_screen_parses() {
+        let screen = "\
+┌ ▶ Nodes · 2 of 2 ──────────────────────────────┐┌ Block map · 3/11 hot-added ┐
+│node  inits    p50    p99    max init times     ││ 0 O·D·D·D·D·D·D·D·x*x+x+   │
+│0 RAM     0      -      -      -                ││                            │
+│add 0 on 0 off 0 rm 0 fail 0                    ││D DMA32  O online  x removed│
+│1 RAM     4  1.5ms  9.2ms  9.2ms █▃▃▃           ││memmap * self-hosted        │
+│add 2 on 3 off 3 rm 2 fail 0 last remove +11.364││+ existing memory  · unknown│
+";
+        let v = parse_top_screen(screen);
+        assert_eq!(v.hot_added_blocks, Some(3));
+        assert_eq!(v.nodes.get(&0), Some(&(0, 0)));
+        assert_eq!(v.nodes.get(&1), Some(&(2, 3)));
+    }
 }

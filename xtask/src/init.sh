@@ -8,6 +8,9 @@
 /bin/busybox --install -s
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
+# Pseudo-terminals, for tmux.
+mkdir -p /dev/pts
+mount -t devpts devpts /dev/pts
 # The probes may want these; failures only matter to them.
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
@@ -16,6 +19,8 @@ mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
 export HOME=/root
+# tmux needs a UTF-8 locale (the initramfs carries C.UTF-8).
+export LANG=C.UTF-8
 echo "mhpscope-lab: guest $(uname -r) up after $(cut -d' ' -f1 /proc/uptime) s"
 # Raw: no echo, no CR/LF translation, so files pass through unchanged.
 stty -F /dev/ttyS1 115200 raw -echo

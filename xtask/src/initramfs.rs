@@ -19,6 +19,9 @@ pub const MHPSCOPE: &str = "/usr/local/bin/mhpscope";
 pub const LOAD_NVDIMM: &str = "/usr/local/bin/mhp-load-nvdimm";
 /// Guest directory holding the (uncompressed) nvdimm/dax modules LOAD_NVDIMM loads.
 const NVDIMM_MOD_DIR: &str = "/usr/local/lib/mhp-nvdimm";
+/// tmux, copied into the guest with its libraries (Debian package `tmux`).
+pub const TMUX: &str = "/usr/bin/tmux";
+const C_UTF8: &str = "/usr/lib/locale/C.utf8";
 /// Host tools copied into the guest for ZONE_DEVICE scenarios (Debian packages `ndctl`, `daxctl`).
 const NVDIMM_TOOLS: &[&str] = &["/usr/bin/ndctl", "/usr/bin/daxctl"];
 /// insmod order: a module comes after everything its `depends=` names (nfit, nd_btt, dax_pmem ->
@@ -72,6 +75,12 @@ pub fn build(
 
     if let Some(bin) = mhpscope {
         copy_with_libs(&tree, bin, MHPSCOPE)?;
+        // `mhpscope top` runs in the guest under tmux, which gives it a terminal to draw on
+        // and the host a way to read the screen (capture-pane).
+        copy_with_libs(&tree, Path::new(TMUX), TMUX).context("tmux is needed (cargo xtask setup)")?;
+        // tmux refuses to start without a UTF-8 locale; glibc's C.UTF-8 is these files.
+        copy_tree(Path::new(C_UTF8), &tree.join(C_UTF8.trim_start_matches('/')))
+            .context("the C.UTF-8 locale (Debian package libc-bin)")?;
     }
     if let Some(root) = kernel_root {
         add_nvdimm(&tree, root)?;
@@ -339,6 +348,22 @@ fn copy_file(from: &Path, to: &Path) -> Result<()> {
     }
     std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// Copies a directory of regular files and subdirectories.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &dest)?;
+        } else {
+            std::fs::copy(entry.path(), &dest)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
     Ok(())
 }
 

@@ -27,6 +27,13 @@ pub struct LabArgs {
     /// Development: run the scenario without mhpscope (no build, record, probes or report).
     #[arg(long)]
     pub no_mhpscope: bool,
+    /// Watch the scenario in `mhpscope top` on this terminal, fed live by the guest's
+    /// recording (one scenario: --scenario, default hotplug).
+    #[arg(long, conflicts_with = "no_mhpscope")]
+    pub top: bool,
+    /// Internal (`--top`): stream the guest's recording into this host file as it grows.
+    #[arg(long, hide = true)]
+    pub stream: Option<PathBuf>,
 }
 
 pub fn out_dir(kernel: &str, scenario: &str) -> PathBuf {
@@ -92,7 +99,14 @@ pub fn run(args: &LabArgs, kernel_name: &str) -> Result<Vec<(&'static Plan, Grou
     let mut results = Vec::new();
     for plan in plans(args)? {
         println!("lab: === {} on {}: {}", plan.name, spec.name, plan.about);
-        let truth = run_plan(plan, spec.name, &k, &initrd, mhpscope.as_deref())?;
+        let truth = run_plan(
+            plan,
+            spec.name,
+            &k,
+            &initrd,
+            mhpscope.as_deref(),
+            args.stream.as_deref(),
+        )?;
         results.push((plan, truth));
     }
     println!("lab: {} finished in {}", spec.name, util::secs(t0.elapsed()));
@@ -107,6 +121,7 @@ fn run_plan(
     k: &kernel::Kernel,
     initrd: &Path,
     mhpscope: Option<&Path>,
+    stream: Option<&Path>,
 ) -> Result<GroundTruth> {
     let t0 = Instant::now();
     let out = out_dir(kernel_name, plan.name);
@@ -120,6 +135,7 @@ fn run_plan(
         memmap_on_memory: plan.memmap_on_memory,
         memoryless_node: plan.memoryless_node,
         nvdimm: plan.nvdimm.then(|| nvdimm_file.clone()),
+        stream: stream.map(Path::to_path_buf),
     };
     let mut truth = GroundTruth {
         schema_version: 1,
@@ -215,6 +231,7 @@ fn boot_and_run(
         let qmp = Qmp::connect(&qmp_sock, epoch)?;
         println!("lab: guest up in {}", util::secs(t.elapsed()));
         let mut ctx = Ctx::new(&mut qemu, guest, qmp, truth, epoch, with_mhpscope, out, plan);
+        ctx.stream = machine.stream.is_some();
         let r = scenario::run(&mut ctx);
         let Ctx { qmp, .. } = ctx;
         truth.qmp = qmp.log.clone();
@@ -245,6 +262,68 @@ fn report(bin: &Path, out: &Path) -> Result<()> {
     println!(
         "lab: report in {} and report.json",
         out.join("report.txt").display()
+    );
+    Ok(())
+}
+
+/// `lab --top`: the scenario runs in a child lab (its output to lab.log) while `mhpscope top`
+/// holds this terminal, following the recording the guest streams out as it grows.
+pub fn run_with_top(args: &LabArgs, kernel_name: &str) -> Result<()> {
+    use std::io::IsTerminal;
+    anyhow::ensure!(
+        std::io::stdout().is_terminal() && std::io::stdin().is_terminal(),
+        "--top shows a TUI: run it on a terminal"
+    );
+    let plan = scenario::plan(args.scenario.as_deref().unwrap_or("hotplug"))?;
+    kernel::lookup(kernel_name)?;
+    setup::run()?;
+    let bin = build_cmd::run(true)?;
+    let out = out_dir(kernel_name, plan.name);
+    std::fs::create_dir_all(&out)?;
+    let stream = out.join("stream.ndjson");
+    // Empty before top opens it: qemu appends what the guest sends.
+    std::fs::write(&stream, "").with_context(|| format!("creating {}", stream.display()))?;
+    let log_path = out.join("lab.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut lab = Command::new(std::env::current_exe()?)
+        .args([
+            "lab",
+            "--kernel",
+            kernel_name,
+            "--scenario",
+            plan.name,
+            "--stream",
+        ])
+        .arg(&stream)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting the lab")?;
+    println!(
+        "lab: {} on {} runs in the background (log: {}); top shows it once the guest's recorder starts",
+        plan.name,
+        kernel_name,
+        log_path.display()
+    );
+    let top = Command::new(&bin)
+        .args(["top", "--follow", "--input"])
+        .arg(&stream)
+        .status()
+        .context("running mhpscope top");
+    if lab.try_wait()?.is_none() {
+        println!(
+            "lab: waiting for the scenario to finish (log: {})",
+            log_path.display()
+        );
+    }
+    let status = lab.wait()?;
+    println!("{}", util::tail(&log_path, 25));
+    anyhow::ensure!(top?.success(), "mhpscope top failed");
+    anyhow::ensure!(
+        status.success(),
+        "the lab failed ({status}); log: {}",
+        log_path.display()
     );
     Ok(())
 }

@@ -1,7 +1,8 @@
-//! mhpscope's developer automation: `cargo xtask <setup|build|lab|test|check>`.
+//! mhpscope's developer automation: `cargo xtask <setup|build|lab|test|dashboards|check>`.
 
 mod build_cmd;
 mod checks;
+mod dashboard_test;
 mod guest;
 mod initramfs;
 mod kernel;
@@ -37,8 +38,12 @@ enum Cmd {
     },
     /// Boot a Debian kernel in qemu and run the memory hotplug scenario under mhpscope.
     Lab(lab::LabArgs),
-    /// Unit tests, then the lab, then the checks of mhpscope's report against the ground truth.
+    /// Unit tests, the dashboards, then the lab and the checks of mhpscope's report against the
+    /// ground truth.
     Test(lab::LabArgs),
+    /// Run every query of dashboards/*.json against a real Prometheus scraping `mhpscope serve`
+    /// on the test recordings.
+    Dashboards,
     /// Re-run the checks on the artifacts of the last lab run of one scenario.
     Check {
         #[arg(long, default_value = "6.1")]
@@ -54,9 +59,14 @@ fn main() -> ExitCode {
         Cmd::Build { release } => build_cmd::run(release).map(|_| ()),
         Cmd::Lab(args) => {
             let kernel = args.kernel.clone().unwrap_or_else(|| kernel::DEFAULT.to_string());
-            lab::run(&args, &kernel).map(|_| ())
+            if args.top {
+                lab::run_with_top(&args, &kernel)
+            } else {
+                lab::run(&args, &kernel).map(|_| ())
+            }
         }
         Cmd::Test(args) => test_cmd::run(&args),
+        Cmd::Dashboards => dashboard_test::run_cmd(),
         Cmd::Check { kernel, scenario } => {
             checks::run_from_files(&scenario, &lab::out_dir(&kernel, &scenario))
         }

@@ -29,6 +29,9 @@ pub struct Machine {
     pub memoryless_node: bool,
     /// Backing file of a 1 GiB nvdimm on node 1 (`-machine nvdimm=on`).
     pub nvdimm: Option<PathBuf>,
+    /// Host file behind a third serial port (the guest's ttyS2): the guest streams its
+    /// recording there as it grows, for `lab --top`.
+    pub stream: Option<PathBuf>,
 }
 
 impl Machine {
@@ -99,6 +102,14 @@ impl Qemu {
             "-qmp".into(),
             format!("unix:{},server=on,wait=off", qmp_sock.display()),
         ];
+        if let Some(file) = &m.stream {
+            args.extend([
+                "-chardev".into(),
+                format!("file,id=stream,path={},append=on", file.display()),
+                "-device".into(),
+                "isa-serial,chardev=stream".into(),
+            ]);
+        }
         if m.memoryless_node {
             args.extend(["-numa".into(), "node,nodeid=2,cpus=2".into()]);
         }

@@ -6,13 +6,17 @@ use crate::guest::Guest;
 use crate::initramfs::{LOAD_NVDIMM, MHPSCOPE, SNAPSHOT_CMD};
 use crate::qemu::Qemu;
 use crate::qmp::Qmp;
-use crate::truth::{self, Compaction, DaxRun, Dimm, GroundTruth, MhpscopeRun, Snapshot, StateWrite, Step};
+use crate::truth::{
+    self, Compaction, DaxRun, Dimm, GroundTruth, MhpscopeRun, Snapshot, StateWrite, Step, TopScreen,
+};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const MEM: &str = "/sys/devices/system/memory";
+/// The guest's end of `Machine::stream`.
+const STREAM_TTY: &str = "/dev/ttyS2";
 /// Functions whose traceability decides which way mhpscope attaches.
 pub const TRACEABLE: &[&str] = &["memmap_init_range", "__add_pages", "memmap_init_zone_device"];
 
@@ -38,6 +42,8 @@ pub struct Plan {
     pub together: bool,
     /// Run compaction while ZONE_MOVABLE is onlined (and not contiguous).
     pub compaction: bool,
+    /// Also run `mhpscope top` live in the guest (under tmux) and capture its screen.
+    pub top: bool,
 }
 
 pub const PLANS: &[Plan] = &[
@@ -66,6 +72,7 @@ pub const PLANS: &[Plan] = &[
         ],
         together: false,
         compaction: true,
+        top: true,
     },
     Plan {
         name: "offnode",
@@ -90,6 +97,7 @@ pub const PLANS: &[Plan] = &[
         ],
         together: true,
         compaction: false,
+        top: false,
     },
     Plan {
         name: "devdax",
@@ -100,6 +108,7 @@ pub const PLANS: &[Plan] = &[
         dimms: &[],
         together: false,
         compaction: false,
+        top: false,
     },
 ];
 
@@ -119,6 +128,8 @@ pub struct Ctx<'a> {
     pub with_mhpscope: bool,
     pub out_dir: &'a Path,
     pub plan: &'static Plan,
+    /// Stream the recording over the guest's ttyS2 as it grows (`lab --top`).
+    pub stream: bool,
     step_no: usize,
 }
 
@@ -143,6 +154,7 @@ impl<'a> Ctx<'a> {
             with_mhpscope,
             out_dir,
             plan,
+            stream: false,
             step_no: 0,
         }
     }
@@ -400,6 +412,20 @@ pub fn run(c: &mut Ctx) -> Result<()> {
     } else {
         c.skip("start-recorder", "--no-mhpscope");
     }
+    let top = c.with_mhpscope && plan.top;
+    if top {
+        c.step(
+            "start-top",
+            &format!("tmux new-session -d -x {TOP_COLS} -y {TOP_ROWS} 'mhpscope top'; wait for its first screen"),
+            |c| {
+                c.sh(
+                    &format!("tmux -u new-session -d -s top -x {TOP_COLS} -y {TOP_ROWS} '{MHPSCOPE} top 2>/tmp/top.err; echo mhpscope top exited $?; sleep 3600'"),
+                    30,
+                )?;
+                c.capture_top("start-top", |screen| screen.contains("Probes"))
+            },
+        )?;
+    }
 
     c.step("before-add", "snapshot before-add", |c| c.snapshot("before-add"))?;
 
@@ -460,6 +486,19 @@ pub fn run(c: &mut Ctx) -> Result<()> {
                 },
             )?;
         }
+    }
+
+    if top && !new_blocks.is_empty() {
+        c.step(
+            "capture-top",
+            "tmux capture-pane until top shows the onlined blocks; tmux kill-server",
+            |c| {
+                let n = new_blocks.len();
+                let r = c.capture_top("online", |screen| top_shows_onlines(screen, n));
+                c.sh("tmux kill-server; cat /tmp/top.err", 30)?;
+                r
+            },
+        )?;
     }
 
     if plan.compaction {
@@ -605,6 +644,38 @@ fn devdax(c: &mut Ctx, map: &str) -> Result<()> {
     Ok(())
 }
 
+/// Size of the guest's tmux window for `mhpscope top`.
+const TOP_COLS: u32 = 100;
+const TOP_ROWS: u32 = 32;
+
+impl Ctx<'_> {
+    /// Polls `tmux capture-pane` until `done` holds for the screen (or 30 s pass), records the
+    /// last screen in the ground truth and in top-<after>.txt.
+    fn capture_top(&mut self, after: &str, done: impl Fn(&str) -> bool) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (screen, ok) = loop {
+            let screen = self.sh("tmux capture-pane -p -t top", 30)?;
+            if done(&screen) {
+                break (screen, true);
+            }
+            if Instant::now() >= deadline {
+                break (screen, false);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        std::fs::write(self.out_dir.join(format!("top-{after}.txt")), &screen)?;
+        self.truth.top_screens.push(TopScreen {
+            after: after.into(),
+            text: screen.clone(),
+        });
+        if !ok {
+            let err = self.sh("cat /tmp/top.err", 30).unwrap_or_default();
+            bail!("mhpscope top did not show what was expected within 30 s; its screen:\n{screen}\nits stderr:\n{err}");
+        }
+        Ok(())
+    }
+}
+
 fn start_recorder(c: &mut Ctx) -> Result<()> {
     // The subshell leaves /tmp/rec.rc behind when mhpscope exits: a zombie-proof exit signal.
     // ash starts background jobs with SIGINT ignored; `trap - INT` restores the default so the
@@ -658,6 +729,14 @@ fn start_recorder(c: &mut Ctx) -> Result<()> {
         None => println!("lab:        recorder attached (pid unknown)"),
     }
     c.truth.mhpscope = Some(run);
+    if c.stream {
+        // From its first line, as it grows; raw, so the lines arrive unchanged.
+        c.sh(
+            &format!("stty -F {STREAM_TTY} raw -echo; ( tail -n +1 -f /tmp/rec.ndjson > {STREAM_TTY} & echo $! > /tmp/stream.pid )"),
+            30,
+        )?;
+        println!("lab:        streaming the recording over {STREAM_TTY}");
+    }
     let probes = c.sh_rc(&format!("{MHPSCOPE} probes"), 180)?;
     std::fs::write(c.out_dir.join("probes.txt"), &probes.text)?;
     if probes.rc != 0 {
@@ -680,6 +759,10 @@ fn stop_recorder(c: &mut Ctx) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(300));
     };
+    if c.stream {
+        // busybox tail -f polls once a second: let it pass on the summary line.
+        c.sh("sleep 2; kill $(cat /tmp/stream.pid)", 30)?;
+    }
     let log = c.sh("cat /tmp/rec.log", 30)?;
     let size: u64 = c
         .sh("wc -c < /tmp/rec.ndjson", 30)?
@@ -707,4 +790,10 @@ fn stop_recorder(c: &mut Ctx) -> Result<()> {
         bail!("mhpscope record exited {code:?}:\n{}", log.trim_end());
     }
     Ok(())
+}
+
+/// Whether top's screen shows all `n` hot-added blocks onlined (the checks compare per node).
+fn top_shows_onlines(screen: &str, n: usize) -> bool {
+    let v = crate::checks::parse_top_screen(screen);
+    v.hot_added_blocks == Some(n as u64) && v.nodes.values().map(|&(_, on)| on).sum::<u64>() >= n as u64
 }

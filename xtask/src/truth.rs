@@ -34,6 +34,9 @@ pub struct GroundTruth {
     pub qmp_events: Vec<serde_json::Value>,
     pub snapshots: Vec<Snapshot>,
     pub mhpscope: Option<MhpscopeRun>,
+    /// Screens of `mhpscope top` running live in the guest (tmux capture-pane), by step.
+    #[serde(default)]
+    pub top_screens: Vec<TopScreen>,
     /// Set when the scenario failed.
     pub error: Option<String>,
 }
@@ -110,6 +113,13 @@ pub struct MhpscopeRun {
     pub exit_code: Option<i32>,
     pub stderr: Option<String>,
     pub recording_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopScreen {
+    /// After which step it was captured.
+    pub after: String,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
