@@ -14,7 +14,7 @@ use crate::{
     loader::{self, Options},
     probes::ProbeStatus,
     recording::{self, Line},
-    report::Document,
+    report::{fmt_ns, Document},
     source::{self, Input},
     stream::{Stream, Update},
 };
@@ -152,6 +152,33 @@ pub fn probes_table(probes: &[ProbeStatus]) -> Table {
     t
 }
 
+/// The self-cost of mhpscope instances running on this host (a recorder, top, serve).
+fn self_cost_text(tracer: &loader::Tracer) -> String {
+    let costs = match loader::running_instance_costs(tracer) {
+        Ok(c) => c,
+        Err(e) => return format!("self-cost of running mhpscope instances: unavailable ({e})"),
+    };
+    if costs.is_empty() {
+        return "self-cost: no other mhpscope instance is running (record, top or serve show theirs)".into();
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_header(vec!["probe", "runs", "avg per run", "total"]);
+    for (probe, c) in &costs {
+        t.add_row(vec![
+            probe.clone(),
+            c.runs.to_string(),
+            fmt_ns(c.avg_ns()),
+            fmt_ns(c.run_time_ns),
+        ]);
+    }
+    let note = match &tracer.stats_error {
+        Some(e) => format!(" (run-time statistics could not be enabled: {e})"),
+        None => String::new(),
+    };
+    format!("Self-cost of running mhpscope instances (BPF run-time statistics){note}\n{t}")
+}
+
 /// `mhpscope probes`: every probe, attached or not, how, and why not. Exits 0 either way:
 /// explaining is its job.
 pub fn probes(opts: &Options, json: bool) -> Result<()> {
@@ -182,5 +209,8 @@ pub fn probes(opts: &Options, json: bool) -> Result<()> {
         tracer.attached(),
         tracer.probes.len()
     )?;
+    if tracer.attached() > 0 {
+        writeln!(stdout, "\n{}", self_cost_text(&tracer))?;
+    }
     Ok(())
 }

@@ -197,6 +197,15 @@ pub enum Op {
         /// Events lost since tracing began.
         total: u64,
     },
+    /// Run-time statistics of one probe's eBPF programs so far (BPF_ENABLE_STATS; a periodic
+    /// counter sample, written when it grows): mhpscope's own cost in the kernel.
+    ProbeCostSample {
+        probe: String,
+        /// Program runs, summed over the probe's programs (entry and exit count separately).
+        runs: u64,
+        /// Time spent in them, ns.
+        run_time_ns: u64,
+    },
 }
 
 /// `enum memory_type` (dev_pagemap.type), stable across 6.1-7.2.
@@ -235,6 +244,7 @@ impl Op {
             Op::MemunmapPages { .. } => "memunmap_pages",
             Op::SlowPathSample { .. } => "__pageblock_pfn_to_page",
             Op::LostEventsSample { .. } => "ring buffer",
+            Op::ProbeCostSample { .. } => "bpf run-time stats",
         }
     }
 }

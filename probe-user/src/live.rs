@@ -94,12 +94,14 @@ pub async fn run(
     Ok((reason, counts))
 }
 
-/// Turns the kernel's cumulative counters into sample events: lost events when they grew, and
-/// slow-path calls for each zone whose count moved since the last sample.
+/// Turns the kernel's cumulative counters into sample events: lost events when they grew,
+/// each probe's run-time statistics when its run count moved, and slow-path calls for each
+/// zone whose count moved since the last sample.
 #[derive(Default)]
 struct Sampler {
     last: std::collections::BTreeMap<ZoneId, u64>,
     lost: u64,
+    costs: std::collections::BTreeMap<String, u64>,
 }
 
 impl Sampler {
@@ -119,6 +121,21 @@ impl Sampler {
                 tid: 0,
                 op: Op::LostEventsSample { total: lost },
             })?;
+        }
+        for (probe, cost) in tracer.probe_costs() {
+            if self.costs.get(&probe) != Some(&cost.runs) {
+                self.costs.insert(probe.clone(), cost.runs);
+                on_event(Event {
+                    ts_ns: now,
+                    duration_ns: 0,
+                    tid: 0,
+                    op: Op::ProbeCostSample {
+                        probe,
+                        runs: cost.runs,
+                        run_time_ns: cost.run_time_ns,
+                    },
+                })?;
+            }
         }
         for (zone, calls) in tracer.slowpath_calls(nodes) {
             if self.last.insert(zone, calls) != Some(calls) {

@@ -1,6 +1,6 @@
 //! Loads the embedded eBPF object, hands it the running kernel's struct offsets, and attaches
 //! each probe, recording whether it attached, how, and if not, why.
-use std::{io, path::Path};
+use std::{io, os::fd::OwnedFd, path::Path};
 
 use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
@@ -14,6 +14,7 @@ use crate::{
     event::ZoneId,
     host::Host,
     kernel_btf::{self, KernelBtf, TypeFacts},
+    model::ProbeCost,
     probes::{Attempt, Method, ProbeSpec, ProbeStatus, Way, ADD_PAGES, PROBES},
 };
 
@@ -36,11 +37,38 @@ pub struct Tracer {
     ebpf: Option<Ebpf>,
     events: Option<RingBuf<MapData>>,
     _logger: Option<aya_log::EbpfLogger>,
+    /// Each attached probe's eBPF programs, for their run-time statistics.
+    programs: Vec<(String, Vec<&'static str>)>,
+    /// Keeps BPF run-time statistics on while we run: the kernel turns them back off (or
+    /// leaves them on for whoever else asked) when the last such fd closes, even if we crash.
+    _stats: Option<OwnedFd>,
+    /// Why run-time statistics could not be enabled, if they could not.
+    pub stats_error: Option<String>,
 }
 
 impl Tracer {
     pub fn attached(&self) -> usize {
         self.probes.iter().filter(|p| p.attached).count()
+    }
+
+    /// Run count and run time of each attached probe's programs (zero while run-time
+    /// statistics are off). Probes attached through a caller run nothing of their own.
+    pub fn probe_costs(&self) -> Vec<(String, ProbeCost)> {
+        let Some(ebpf) = self.ebpf.as_ref() else {
+            return Vec::new();
+        };
+        self.programs
+            .iter()
+            .filter(|(_, progs)| !progs.is_empty())
+            .map(|(probe, progs)| {
+                let mut cost = ProbeCost::default();
+                for info in progs.iter().filter_map(|p| ebpf.program(p)?.info().ok()) {
+                    cost.runs += info.run_count();
+                    cost.run_time_ns += info.run_time().as_nanos() as u64;
+                }
+                (probe.clone(), cost)
+            })
+            .collect()
     }
 
     /// Hands every pending ring-buffer record to `f`.
@@ -106,6 +134,9 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
         ebpf: None,
         events: None,
         _logger: None,
+        programs: Vec::new(),
+        _stats: None,
+        stats_error: None,
     };
     let default_facts = || TypeFacts {
         zone_names: kernel_btf::default_zone_names(),
@@ -182,13 +213,78 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
     let events = ebpf
         .take_map("EVENTS")
         .and_then(|m| RingBuf::try_from(m).map_err(|e| warn!("ring buffer: {e}")).ok());
+    let programs = probes
+        .iter()
+        .filter(|p| p.attached)
+        .map(|p| (p.name.clone(), chosen_programs(p)))
+        .collect();
+    let (stats, stats_error) = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+        Ok(fd) => (Some(fd), None),
+        Err(e) => {
+            warn!("BPF run-time statistics unavailable: {e}");
+            (None, Some(format!("BPF_ENABLE_STATS failed: {e}")))
+        }
+    };
     Tracer {
         probes,
         facts: layout.facts,
         ebpf: Some(ebpf),
         events,
         _logger: logger,
+        programs,
+        _stats: stats,
+        stats_error,
     }
+}
+
+/// What the mhpscope programs loaded by other processes (a running recorder, top or serve)
+/// have cost so far, per probe: found among all loaded programs by name (the kernel keeps the
+/// first 15 bytes), our own excluded. Needs the privileges that loading needs.
+pub fn running_instance_costs(own: &Tracer) -> Result<std::collections::BTreeMap<String, ProbeCost>, String> {
+    const NAME_LEN: usize = 15;
+    let own_ids: Vec<u32> = own
+        .ebpf
+        .as_ref()
+        .map(|e| {
+            e.programs()
+                .filter_map(|(_, p)| p.info().ok())
+                .map(|i| i.id())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut names: Vec<(&[u8], &'static str)> = Vec::new();
+    for spec in PROBES {
+        for alt in spec.alternatives {
+            for prog in alt.way.programs() {
+                let b = prog.as_bytes();
+                names.push((&b[..b.len().min(NAME_LEN)], spec.name));
+            }
+        }
+    }
+    let mut costs = std::collections::BTreeMap::new();
+    for info in aya::programs::loaded_programs() {
+        let info = info.map_err(|e| format!("listing loaded BPF programs: {e}"))?;
+        if own_ids.contains(&info.id()) {
+            continue;
+        }
+        if let Some((_, probe)) = names.iter().find(|(n, _)| *n == info.name()) {
+            let c: &mut ProbeCost = costs.entry(probe.to_string()).or_default();
+            c.runs += info.run_count();
+            c.run_time_ns += info.run_time().as_nanos() as u64;
+        }
+    }
+    Ok(costs)
+}
+
+/// The programs of the alternative a probe attached with.
+fn chosen_programs(status: &ProbeStatus) -> Vec<&'static str> {
+    PROBES
+        .iter()
+        .filter(|s| s.name == status.name)
+        .flat_map(|s| s.alternatives.iter())
+        .find(|a| Some(a.way.describe()) == status.method && a.way.function() == status.function)
+        .map(|a| a.way.programs())
+        .unwrap_or_default()
 }
 
 fn set_window_by_caller(ebpf: &mut Ebpf) -> Result<(), String> {

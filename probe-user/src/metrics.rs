@@ -122,6 +122,30 @@ fn write_stream(s: &Stream, enc: &mut DescriptorEncoder) -> fmt::Result {
             })
             .collect(),
     )?;
+    counters(
+        enc,
+        "mhpscope_probe_runs",
+        "Runs of the probe's eBPF programs (BPF run-time statistics; entry and exit count separately)",
+        None,
+        model
+            .probe_costs
+            .iter()
+            .map(|(p, c)| (vec![("probe", p.clone())], c.runs))
+            .collect(),
+    )?;
+    {
+        let unit = Unit::Seconds;
+        let mut m = enc.encode_descriptor(
+            "mhpscope_probe_run_time",
+            "Time spent in the probe's eBPF programs: mhpscope's own cost in the kernel",
+            Some(&unit),
+            MetricType::Counter,
+        )?;
+        for (p, c) in &model.probe_costs {
+            let labels: Labels = vec![("probe", p.clone())];
+            ConstCounter::new(c.run_time_ns as f64 / 1e9).encode(m.encode_family(&labels)?)?;
+        }
+    }
     counter(
         enc,
         "mhpscope_events",
@@ -823,6 +847,27 @@ mod tests {
                     .all(|s| s.name == format!("{name}_total")));
             }
         }
+    }
+
+    #[test]
+    fn probe_costs_are_the_latest_sample() {
+        let mut s = stream_of("hotplug-6.1.ndjson", None);
+        for (runs, ns) in [(10, 5_000), (24, 12_000)] {
+            s.apply(Update::Event(crate::event::Event {
+                ts_ns: s.last_ts_ns + 1,
+                duration_ns: 0,
+                tid: 0,
+                op: crate::event::Op::ProbeCostSample {
+                    probe: "online_pages".into(),
+                    runs,
+                    run_time_ns: ns,
+                },
+            }));
+        }
+        let (_, m) = scrape(s);
+        let probe = [("probe", "online_pages")];
+        assert_eq!(sum(&m, "mhpscope_probe_runs_total", &probe), 24.0);
+        assert_eq!(sum(&m, "mhpscope_probe_run_time_seconds_total", &probe), 12e-6);
     }
 
     #[test]

@@ -59,6 +59,15 @@ pub enum Way {
 }
 
 impl Way {
+    /// The eBPF programs this way runs in the kernel (a caller's probe runs none of its own).
+    pub fn programs(&self) -> Vec<&'static str> {
+        match *self {
+            Way::Pair { entry, exit, .. } => vec![entry, exit],
+            Way::Entry { program, .. } | Way::Tracepoint { program, .. } => vec![program],
+            Way::Caller { .. } => Vec::new(),
+        }
+    }
+
     pub fn method(&self) -> Method {
         match *self {
             Way::Pair { method, .. } | Way::Entry { method, .. } => method,

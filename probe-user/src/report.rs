@@ -71,6 +71,22 @@ pub struct Document {
     pub device_init_bursts: Vec<Burst>,
     /// ZONE_DEVICE ranges (memremap_pages).
     pub device_ranges: Vec<DeviceDoc>,
+    /// mhpscope's own cost in the kernel, per probe with programs of its own (BPF run-time
+    /// statistics; empty when they were unavailable).
+    #[serde(default)]
+    pub probe_costs: Vec<ProbeCostDoc>,
+}
+
+/// One probe's eBPF programs: how often they ran and how long they took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProbeCostDoc {
+    pub probe: String,
+    /// Program runs (entry and exit programs count separately).
+    pub runs: u64,
+    /// Total time in the programs, ns.
+    pub run_time_ns: u64,
+    /// run_time_ns / runs.
+    pub avg_ns: u64,
 }
 
 /// One `__add_pages` call and where its memmap came from.
@@ -408,6 +424,16 @@ impl Document {
                 .collect(),
             ram_init_bursts,
             device_init_bursts,
+            probe_costs: model
+                .probe_costs
+                .iter()
+                .map(|(probe, c)| ProbeCostDoc {
+                    probe: probe.clone(),
+                    runs: c.runs,
+                    run_time_ns: c.run_time_ns,
+                    avg_ns: c.avg_ns(),
+                })
+                .collect(),
             device_ranges: model
                 .devices
                 .iter()
@@ -526,8 +552,9 @@ impl Document {
     }
 
     fn probes_table(&self) -> Table {
-        let mut t = table(&["probe", "attached", "how", "loses / why not"]);
+        let mut t = table(&["probe", "attached", "how", "runs", "avg", "loses / why not"]);
         for p in &self.probes {
+            let cost = self.probe_costs.iter().find(|c| c.probe == p.name);
             let note = match (&p.loses, &p.reason) {
                 (Some(l), _) => format!("loses: {l}"),
                 (None, Some(r)) => r.clone(),
@@ -543,6 +570,8 @@ impl Document {
                         format!("{m} {}", p.function)
                     }
                 }),
+                cost.map_or("-".into(), |c| c.runs.to_string()),
+                cost.map_or("-".into(), |c| fmt_ns(c.avg_ns)),
                 note,
             ]);
         }

@@ -98,6 +98,7 @@ impl Checker {
 
 fn all(c: &mut Checker, plan: &Plan, t: &GroundTruth, r: &Report) -> Result<()> {
     top_in_guest(c, plan, t);
+    self_cost(c, t, r);
     c.eq("report.schema_version", r.schema_version, Some(1));
     c.eq(
         "report.kernel_release",
@@ -832,6 +833,40 @@ fn top_in_guest(c: &mut Checker, plan: &Plan, t: &GroundTruth) {
             Some(w),
         );
     }
+}
+
+/// The recorder's self-cost: online_pages's entry and exit programs ran once per online, in
+/// the report (its last sample) and in `mhpscope probes` run beside it.
+fn self_cost(c: &mut Checker, t: &GroundTruth, r: &Report) {
+    let onlines = t.online_writes.iter().filter(|w| w.rc == 0).count() as u64;
+    if onlines == 0 {
+        return;
+    }
+    let pair = r.probes.iter().any(|p| {
+        p.name == "online_pages" && p.attached && !p.method.as_deref().unwrap_or("").starts_with("caller")
+    });
+    if !pair {
+        return;
+    }
+    let cost = r.probe_costs.iter().find(|p| p.probe == "online_pages");
+    c.eq(
+        "self_cost.report.online_pages.runs",
+        cost.map(|p| p.runs),
+        Some(2 * onlines),
+    );
+    c.check(
+        "self_cost.report.online_pages.avg_ns",
+        cost.is_some_and(|p| p.avg_ns > 0),
+        format!("{:?} ns per run", cost.map(|p| p.avg_ns)),
+    );
+    let row = t.probes_at_end.as_deref().and_then(|text| {
+        text.lines()
+            .skip_while(|l| !l.starts_with("Self-cost"))
+            .map(|l| l.trim_matches(|ch: char| ch == '│' || ch.is_whitespace()))
+            .find(|l| l.starts_with("online_pages "))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+    });
+    c.eq("self_cost.probes.online_pages.runs", row, Some(2 * onlines));
 }
 
 #[cfg(test)]

@@ -32,6 +32,15 @@ pub struct Report {
     pub device_init_bursts: Vec<Burst>,
     #[serde(default)]
     pub device_ranges: Vec<Device>,
+    #[serde(default)]
+    pub probe_costs: Vec<ProbeCost>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProbeCost {
+    pub probe: String,
+    pub runs: u64,
+    pub avg_ns: u64,
 }
 
 #[derive(Debug, Deserialize)]

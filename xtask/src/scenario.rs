@@ -746,6 +746,10 @@ fn start_recorder(c: &mut Ctx) -> Result<()> {
 }
 
 fn stop_recorder(c: &mut Ctx) -> Result<()> {
+    // While the recorder still runs: `probes` shows its programs' run-time statistics.
+    let probes = c.sh_rc(&format!("{MHPSCOPE} probes"), 180)?;
+    std::fs::write(c.out_dir.join("probes-end.txt"), &probes.text)?;
+    c.truth.probes_at_end = Some(probes.text);
     c.sh("kill -INT $(cat /tmp/rec.pid)", 30)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let code = loop {

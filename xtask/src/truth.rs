@@ -37,6 +37,9 @@ pub struct GroundTruth {
     /// Screens of `mhpscope top` running live in the guest (tmux capture-pane), by step.
     #[serde(default)]
     pub top_screens: Vec<TopScreen>,
+    /// `mhpscope probes` run while the recorder still ran (its self-cost table).
+    #[serde(default)]
+    pub probes_at_end: Option<String>,
     /// Set when the scenario failed.
     pub error: Option<String>,
 }

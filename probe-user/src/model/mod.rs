@@ -110,6 +110,20 @@ impl BlockState {
 }
 
 /// Where a block's memmap (its `struct page` array) lives.
+/// One probe's eBPF programs: runs and time spent in them so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProbeCost {
+    pub runs: u64,
+    pub run_time_ns: u64,
+}
+
+impl ProbeCost {
+    /// Average ns per run; 0 before any run.
+    pub fn avg_ns(&self) -> u64 {
+        self.run_time_ns / self.runs.max(1)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Placement {
@@ -329,6 +343,8 @@ pub struct Model {
     pub device_inits: Vec<Init>,
     pub events: u64,
     pub lost_events: u64,
+    /// Each probe's eBPF run count and run time so far (its latest sample).
+    pub probe_costs: BTreeMap<String, ProbeCost>,
     /// Whether memmap_init_range / memmap_init_zone_device are traced themselves; if not,
     /// their callers' durations stand in.
     exact_ram_init: bool,
@@ -355,6 +371,7 @@ impl Model {
             device_inits: Vec::new(),
             events: 0,
             lost_events: 0,
+            probe_costs: BTreeMap::new(),
             exact_ram_init: false,
             exact_device_init: false,
             allocs_traced: false,
@@ -661,6 +678,14 @@ impl Model {
                 }
             }
             Op::LostEventsSample { total } => self.lost_events = self.lost_events.max(total),
+            Op::ProbeCostSample {
+                ref probe,
+                runs,
+                run_time_ns,
+            } => {
+                self.probe_costs
+                    .insert(probe.clone(), ProbeCost { runs, run_time_ns });
+            }
             Op::SlowPathSample { zone, calls } => {
                 self.zones
                     .entry(zone)

@@ -77,7 +77,7 @@ pub fn node_of(ev: &Event, model: &Model) -> Option<i32> {
         | Op::MemmapInitRange { zone, .. }
         | Op::MemmapInitZoneDevice { zone, .. }
         | Op::SlowPathSample { zone, .. } => Some(zone.node),
-        Op::LostEventsSample { .. } => None,
+        Op::LostEventsSample { .. } | Op::ProbeCostSample { .. } => None,
     }
 }
 
@@ -222,6 +222,11 @@ fn args(op: &Op, model: &Model) -> String {
         } => format!("{start:#x}-{end:#x} {}", pgmap_type_name(*pgmap_type)),
         Op::SlowPathSample { zone: z, calls } => format!("{} calls {calls}", zone(z)),
         Op::LostEventsSample { total } => format!("{total} lost so far"),
+        Op::ProbeCostSample {
+            probe,
+            runs,
+            run_time_ns,
+        } => format!("{probe} runs {runs} avg {}ns", run_time_ns / (*runs).max(1)),
     }
 }
 

@@ -6,6 +6,7 @@ use ratatui::{
 };
 
 use super::{styled, Body, Ctx};
+use crate::report::fmt_ns;
 
 /// Below this many columns for the method and note, names are not padded into a column.
 const MIN_REST: usize = 24;
@@ -43,9 +44,15 @@ pub fn body(ctx: &Ctx, width: usize) -> Body {
                 (None, Some(r)) if !p.attached => format!(" · {r}"),
                 _ => String::new(),
             };
+            // Self-cost, once run-time statistics have a sample: average per run and runs.
+            let cost = ctx
+                .model()
+                .and_then(|m| m.probe_costs.get(&p.name))
+                .map_or(String::new(), |c| format!("{} x{} ", fmt_ns(c.avg_ns()), c.runs));
             Line::from(vec![
                 styled(format!("{mark} "), style),
                 Span::raw(format!("{:<name_width$} ", p.name)),
+                styled(cost, Style::new().fg(Color::Cyan)),
                 styled(how, Style::new().fg(Color::Gray)),
                 styled(note, Style::new().fg(Color::Yellow)),
             ])
