@@ -1,5 +1,6 @@
 //! mhpscope's developer automation: `cargo xtask <setup|build|lab|test|dashboards|check>`.
 
+mod bench;
 mod build_cmd;
 mod checks;
 mod dashboard_test;
@@ -44,6 +45,8 @@ enum Cmd {
     /// Run every query of dashboards/*.json against a real Prometheus scraping `mhpscope serve`
     /// on the test recordings.
     Dashboards,
+    /// Overhead in a guest: online/offline blocks untraced, under mhpscope, under function_graph.
+    Bench(bench::BenchArgs),
     /// Re-run the checks on the artifacts of the last lab run of one scenario.
     Check {
         #[arg(long, default_value = "6.1")]
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Test(args) => test_cmd::run(&args),
+        Cmd::Bench(args) => bench::run(&args),
         Cmd::Dashboards => dashboard_test::run_cmd(),
         Cmd::Check { kernel, scenario } => {
             checks::run_from_files(&scenario, &lab::out_dir(&kernel, &scenario))

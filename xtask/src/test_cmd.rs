@@ -17,6 +17,14 @@ pub fn run(args: &lab::LabArgs) -> Result<()> {
             .args(["test", "--workspace"])
             .env("PATH", util::path_with_cargo_bin()),
     )?;
+    // Benchmarks are built, not timed: timing belongs to `cargo bench` and `cargo xtask bench`.
+    println!("test: cargo bench --no-run");
+    util::run(
+        Command::new(util::cargo())
+            .current_dir(util::repo_root())
+            .args(["bench", "--no-run", "-p", "probe-user"])
+            .env("PATH", util::path_with_cargo_bin()),
+    )?;
     if args.no_mhpscope {
         bail!("test: --no-mhpscope leaves nothing to check");
     }

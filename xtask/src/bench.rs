@@ -1,0 +1,310 @@
+//! `cargo xtask bench`: what mhpscope costs the path it watches. In a guest (software emulation:
+//! ratios only, never absolute times), onlines then offlines the same blocks again and again,
+//! alternating, round by round, between no tracing, `mhpscope record` attached, and the
+//! kernel's function_graph tracer filtered to the same hotplug functions (what a user would
+//! reach for today). Prints the median of each and its ratio to no tracing.
+
+use crate::guest::Guest;
+use crate::initramfs::MHPSCOPE;
+use crate::qemu::{Machine, Qemu, QemuConfig};
+use crate::qmp::Qmp;
+use crate::{build_cmd, initramfs, kernel, setup, util};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    #[arg(long, default_value = kernel::DEFAULT)]
+    pub kernel: String,
+    /// Rounds; each measures every mode once, in a rotating order.
+    #[arg(long, default_value_t = 7)]
+    pub rounds: usize,
+    /// Memory blocks (128 MiB each) onlined and offlined per measurement.
+    #[arg(long, default_value_t = 16)]
+    pub blocks: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Untraced,
+    Mhpscope,
+    FunctionGraph,
+}
+
+const MODES: [Mode; 3] = [Mode::Untraced, Mode::Mhpscope, Mode::FunctionGraph];
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Untraced => "no tracing",
+            Mode::Mhpscope => "mhpscope record",
+            Mode::FunctionGraph => "function_graph",
+        }
+    }
+}
+
+/// The hotplug functions on the online/offline path that mhpscope probes; function_graph is
+/// filtered to those of them the guest kernel can trace.
+const FUNCTIONS: &[&str] = &[
+    "online_pages",
+    "offline_pages",
+    "move_pfn_range_to_zone",
+    "remove_pfn_range_from_zone",
+    "set_zone_contiguous",
+    "mhp_init_memmap_on_memory",
+    "__pageblock_pfn_to_page",
+];
+
+const TRACING: &str = "/sys/kernel/tracing";
+/// CLOCK_MONOTONIC in ns inside the guest (busybox date has no %N).
+const NOW: &str = "awk '/^now at/ {print $3; exit}' /proc/timer_list";
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    anyhow::ensure!(
+        args.rounds >= 1 && args.blocks >= 1,
+        "--rounds and --blocks must be positive"
+    );
+    let spec = kernel::lookup(&args.kernel)?;
+    setup::run()?;
+    let bin = build_cmd::run(true)?;
+    let k = kernel::fetch(spec)?;
+    let out = util::repo_root().join("target").join("bench").join(spec.name);
+    std::fs::create_dir_all(&out)?;
+    let initrd = initramfs::build(&out.join("work"), Some(&bin), None, false)?;
+    let sock_dir = std::env::temp_dir().join(format!("mhpscope-bench-{}", std::process::id()));
+    let machine = Machine::default();
+    let cfg = QemuConfig {
+        kernel: &k.vmlinuz,
+        initrd: &initrd,
+        console_log: &out.join("console.log"),
+        qemu_log: &out.join("qemu.log"),
+        sock_dir: &sock_dir,
+        machine: &machine,
+    };
+    let mut qemu = Qemu::spawn(&cfg)?;
+    let r = (|| -> Result<()> {
+        let ctl = qemu.ctl_sock.clone();
+        let mut guest =
+            Guest::connect(&ctl, &mut qemu, Duration::from_secs(240)).context("booting the guest")?;
+        let qmp_sock = qemu.qmp_sock.clone();
+        let mut qmp = Qmp::connect(&qmp_sock, Instant::now())?;
+        let mut g = Bench {
+            guest: &mut guest,
+            qemu: &mut qemu,
+        };
+        let release = g.sh("uname -r", 30)?;
+        println!("bench: guest {} up", release.trim());
+        let blocks = g.hot_add(&mut qmp, args.blocks)?;
+        let functions = g.traceable()?;
+        println!(
+            "bench: {} blocks {}..{}; function_graph filter: {}",
+            blocks.len(),
+            blocks[0],
+            blocks[blocks.len() - 1],
+            functions.join(" ")
+        );
+        let mut samples: Vec<(Mode, Vec<u64>)> = MODES.iter().map(|&m| (m, Vec::new())).collect();
+        // A first cycle warms caches and page tables; it is not measured.
+        g.cycle(&blocks)?;
+        for round in 0..args.rounds {
+            let mut line = format!("bench: round {}/{}:", round + 1, args.rounds);
+            for i in 0..MODES.len() {
+                let mode = MODES[(round + i) % MODES.len()];
+                let ns = g.measure(mode, &blocks, &functions)?;
+                samples.iter_mut().find(|(m, _)| *m == mode).unwrap().1.push(ns);
+                line += &format!("  {} {:.1} ms", mode.name(), ns as f64 / 1e6);
+            }
+            println!("{line}");
+        }
+        report(&samples, args, release.trim(), &out)
+    })();
+    qemu.kill();
+    let _ = std::fs::remove_dir_all(&sock_dir);
+    r
+}
+
+struct Bench<'a> {
+    guest: &'a mut Guest,
+    qemu: &'a mut Qemu,
+}
+
+impl Bench<'_> {
+    fn sh(&mut self, cmd: &str, timeout_s: u64) -> Result<String> {
+        self.guest.run_ok(self.qemu, cmd, Duration::from_secs(timeout_s))
+    }
+
+    fn block_ids(&mut self) -> Result<Vec<u64>> {
+        let out = self.sh("cd /sys/devices/system/memory && echo memory[0-9]*", 30)?;
+        let mut ids: Vec<u64> = out
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("memory")?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// One DIMM of `blocks` blocks on node 1; its blocks stay offline (memhp_default_state).
+    fn hot_add(&mut self, qmp: &mut Qmp, blocks: u64) -> Result<Vec<u64>> {
+        let before = self.block_ids()?;
+        let size = blocks << 27;
+        qmp.execute(
+            "object-add",
+            Some(json!({"qom-type": "memory-backend-ram", "id": "bench", "size": size})),
+        )?;
+        qmp.execute(
+            "device_add",
+            Some(json!({"driver": "pc-dimm", "id": "dbench", "memdev": "bench", "node": 1})),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let new: Vec<u64> = self
+                .block_ids()?
+                .into_iter()
+                .filter(|b| !before.contains(b))
+                .collect();
+            if new.len() as u64 >= blocks {
+                return Ok(new);
+            }
+            if Instant::now() >= deadline {
+                bail!("hot-added blocks did not appear within 120 s (new: {new:?})");
+            }
+            qmp.drain();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    fn traceable(&mut self) -> Result<Vec<&'static str>> {
+        let mut out = Vec::new();
+        for f in FUNCTIONS {
+            let n = self.sh(
+                &format!("grep -cx '{f}' {TRACING}/available_filter_functions || true"),
+                30,
+            )?;
+            if n.trim() != "0" {
+                out.push(*f);
+            }
+        }
+        anyhow::ensure!(!out.is_empty(), "none of the hotplug functions is traceable");
+        Ok(out)
+    }
+
+    /// Onlines every block (movable), then offlines them; the guest's time for it, in ns.
+    fn cycle(&mut self, blocks: &[u64]) -> Result<u64> {
+        let list: Vec<String> = blocks.iter().map(u64::to_string).collect();
+        let list = list.join(" ");
+        let script = format!(
+            "cd /sys/devices/system/memory; s=$({NOW}); \
+             for b in {list}; do echo online_movable > memory$b/state || exit 1; done; \
+             for b in {list}; do echo offline > memory$b/state || exit 1; done; \
+             e=$({NOW}); echo $((e - s))"
+        );
+        let out = self.sh(&script, 300)?;
+        out.trim()
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .with_context(|| format!("cycle timing: {out:?}"))
+    }
+
+    fn measure(&mut self, mode: Mode, blocks: &[u64], functions: &[&str]) -> Result<u64> {
+        match mode {
+            Mode::Untraced => self.cycle(blocks),
+            Mode::Mhpscope => {
+                self.sh(
+                    &format!(
+                        "rm -f /tmp/bench.*; ( {MHPSCOPE} record -o /tmp/bench.ndjson >/tmp/bench.log 2>&1 & echo $! > /tmp/bench.pid )"
+                    ),
+                    30,
+                )?;
+                // Attached once the header is written.
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while self
+                    .sh("head -n 1 /tmp/bench.ndjson 2>/dev/null | wc -l", 30)?
+                    .trim()
+                    != "1"
+                {
+                    if Instant::now() >= deadline {
+                        let log = self.sh("cat /tmp/bench.log", 30)?;
+                        bail!("mhpscope record did not start: {log}");
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                let ns = self.cycle(blocks);
+                self.sh(
+                    "kill -INT $(cat /tmp/bench.pid); while kill -0 $(cat /tmp/bench.pid) 2>/dev/null; do sleep 0.2; done",
+                    120,
+                )?;
+                let lost = self.sh("tail -n 1 /tmp/bench.ndjson", 30)?;
+                anyhow::ensure!(
+                    lost.contains("\"lost_events\":0"),
+                    "mhpscope lost events or wrote no summary: {lost}"
+                );
+                ns
+            }
+            Mode::FunctionGraph => {
+                self.sh(
+                    &format!(
+                        "cd {TRACING} && echo 0 > tracing_on && echo > trace && echo '{}' > set_ftrace_filter \
+                         && echo function_graph > current_tracer && echo 1 > tracing_on",
+                        functions.join(" ")
+                    ),
+                    30,
+                )?;
+                let ns = self.cycle(blocks);
+                self.sh(
+                    &format!("cd {TRACING} && echo 0 > tracing_on && echo nop > current_tracer && echo > set_ftrace_filter"),
+                    30,
+                )?;
+                ns
+            }
+        }
+    }
+}
+
+fn median(v: &[u64]) -> u64 {
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    s[s.len() / 2]
+}
+
+fn report(
+    samples: &[(Mode, Vec<u64>)],
+    args: &BenchArgs,
+    release: &str,
+    out: &std::path::Path,
+) -> Result<()> {
+    let base = median(&samples[0].1) as f64;
+    println!(
+        "\nbench: online then offline {} blocks in a {release} guest (TCG), {} rounds; median guest time, ratio to no tracing",
+        args.blocks, args.rounds
+    );
+    let mut json_rows = Vec::new();
+    for (mode, v) in samples {
+        let m = median(v);
+        let ratio = m as f64 / base;
+        println!(
+            "bench:   {:<16} {:>9.1} ms   x{ratio:.3}",
+            mode.name(),
+            m as f64 / 1e6
+        );
+        json_rows.push(json!({"mode": mode.name(), "median_ns": m, "ratio": ratio, "samples_ns": v}));
+    }
+    let goal = 1.02;
+    let mh = median(&samples[1].1) as f64 / base;
+    let fg = median(&samples[2].1) as f64 / base;
+    println!(
+        "bench: mhpscope x{mh:.3} (goal <= {goal}); function_graph x{fg:.3}; mhpscope {} function_graph",
+        if mh <= fg { "at or below" } else { "above" }
+    );
+    let path = out.join("bench.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&json!({
+            "kernel": release, "blocks": args.blocks, "rounds": args.rounds, "goal_ratio": goal, "modes": json_rows
+        }))?,
+    )?;
+    println!("bench: figures in {}", path.display());
+    Ok(())
+}
