@@ -136,13 +136,7 @@ impl Bench<'_> {
     }
 
     fn block_ids(&mut self) -> Result<Vec<u64>> {
-        let out = self.sh("cd /sys/devices/system/memory && echo memory[0-9]*", 30)?;
-        let mut ids: Vec<u64> = out
-            .split_whitespace()
-            .filter_map(|w| w.strip_prefix("memory")?.parse().ok())
-            .collect();
-        ids.sort_unstable();
-        Ok(ids)
+        self.guest.block_ids(self.qemu)
     }
 
     /// One DIMM of `blocks` blocks on node 1; its blocks stay offline (memhp_default_state).

@@ -90,6 +90,21 @@ impl Guest {
         Ok(o.text)
     }
 
+    /// The ids of the guest's memory blocks (/sys/devices/system/memory/memoryN), sorted.
+    pub fn block_ids(&mut self, qemu: &mut Qemu) -> Result<Vec<u64>> {
+        let out = self.run_ok(
+            qemu,
+            "cd /sys/devices/system/memory && echo memory[0-9]*",
+            Duration::from_secs(30),
+        )?;
+        let mut ids: Vec<u64> = out
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("memory")?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
     /// Sends a command without waiting for an answer (poweroff).
     pub fn send_only(&mut self, cmd: &str) -> Result<()> {
         self.seq += 1;

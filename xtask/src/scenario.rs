@@ -219,13 +219,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn block_ids(&mut self) -> Result<Vec<u64>> {
-        let out = self.sh(&format!("cd {MEM} && echo memory[0-9]*"), 30)?;
-        let mut ids: Vec<u64> = out
-            .split_whitespace()
-            .filter_map(|w| w.strip_prefix("memory")?.parse().ok())
-            .collect();
-        ids.sort_unstable();
-        Ok(ids)
+        self.guest.block_ids(self.qemu)
     }
 
     /// Polls the guest's block list until `done` holds.
