@@ -7,6 +7,7 @@
 //! Pure and deterministic: no I/O.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -213,30 +214,36 @@ impl Change<'_> {
         }
     }
 
-    fn prefix(&self) -> String {
-        format!(
-            "After {} of {} on {}",
-            self.cause,
-            fmt_iv(iv(self.pfn, self.nr_pages)),
-            fmt_zone(self.zone)
-        )
+    fn prefix(&self) -> impl fmt::Display + '_ {
+        fmt::from_fn(move |f| {
+            write!(
+                f,
+                "After {} of {} on {}",
+                self.cause,
+                fmt_iv(iv(self.pfn, self.nr_pages)),
+                fmt_zone(self.zone)
+            )
+        })
     }
 }
 
-fn fmt_zone(z: ZoneId) -> String {
-    format!("node {} zone {}", z.node, z.zone)
+// Displayed in place, not built as strings: a finding's message is its only allocation.
+fn fmt_zone(z: ZoneId) -> impl fmt::Display {
+    fmt::from_fn(move |f| write!(f, "node {} zone {}", z.node, z.zone))
 }
 
-fn fmt_iv(r: Iv) -> String {
-    format!("pfns [{:#x}, {:#x})", r.0, r.1)
+fn fmt_iv(r: Iv) -> impl fmt::Display {
+    fmt::from_fn(move |f| write!(f, "pfns [{:#x}, {:#x})", r.0, r.1))
 }
 
-fn fmt_span(s: Span) -> String {
-    if s.spanned_pages == 0 {
-        "empty span".to_string()
-    } else {
-        format!("span {}", fmt_iv(span_iv(s)))
-    }
+fn fmt_span(s: Span) -> impl fmt::Display {
+    fmt::from_fn(move |f| {
+        if s.spanned_pages == 0 {
+            f.write_str("empty span")
+        } else {
+            write!(f, "span {}", fmt_iv(span_iv(s)))
+        }
+    })
 }
 
 /// Tracks every zone's span and assigned pfns, and checks each span change.
