@@ -11,7 +11,10 @@ mod signals;
 mod status;
 mod ui;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::mpsc::{RecvError, RecvTimeoutError},
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, Context, Result};
 use ratatui::{
@@ -48,7 +51,15 @@ pub fn run(opts: &Options, input: Input, speed: f64) -> Result<()> {
     let feed = source::spawn(input, opts);
     // The terminal is left alone until the source has shown that it works: a failure (no
     // privileges, no probe attached, a bad file) is then an ordinary error message.
-    match feed.rx.recv() {
+    // A followed file may stay empty for a while (lab --top: until the guest's recorder starts).
+    let first = match feed.rx.recv_timeout(Duration::from_secs(1)) {
+        Err(RecvTimeoutError::Timeout) => {
+            eprintln!("mhpscope: waiting for the first line of {}...", stream.origin);
+            feed.rx.recv()
+        }
+        other => other.map_err(|_| RecvError),
+    };
+    match first {
         Ok(Update::Failed(why)) => bail!("{why}"),
         Ok(first) => stream.apply(first),
         Err(_) => bail!("the source ended before sending anything"),
