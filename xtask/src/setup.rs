@@ -74,13 +74,12 @@ pub fn run() -> Result<()> {
 
     if !missing.is_empty() {
         apt_update()?;
-        println!("setup: apt-get install -y {}", missing.join(" "));
-        util::run(
-            Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
+        // qemu's binary packages break each other across versions: qemu-system-x86 must come
+        // from the suite of the qemu-utils already installed (bookworm-backports on some images).
+        let (qemu, rest): (Vec<String>, Vec<String>) =
+            missing.iter().cloned().partition(|p| p == "qemu-system-x86");
+        apt_install(&rest, None)?;
+        apt_install(&qemu, qemu_suite()?)?;
         let still = missing_packages()?;
         if !still.is_empty() {
             bail!("setup: still missing after apt-get install: {}", still.join(" "));
@@ -193,6 +192,43 @@ pub fn apt_update() -> Result<()> {
     )
 }
 
+fn apt_install(packages: &[String], suite: Option<&str>) -> Result<()> {
+    if packages.is_empty() {
+        return Ok(());
+    }
+    let target: Vec<&str> = suite.map(|s| vec!["-t", s]).unwrap_or_default();
+    let args: Vec<&str> = target
+        .iter()
+        .copied()
+        .chain(packages.iter().map(String::as_str))
+        .collect();
+    println!("setup: apt-get install -y {}", args.join(" "));
+    util::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&target)
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// The suite qemu must be installed from: bookworm-backports when the installed qemu-utils is a
+/// backport (its version carries `~bpo`), else the default.
+fn qemu_suite() -> Result<Option<&'static str>> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status} ${Version}", "qemu-utils"])
+        .stdin(Stdio::null())
+        .output()
+        .context("running dpkg-query")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(backport_of(&text).then_some("bookworm-backports"))
+}
+
+/// `dpkg-query -f='${Status} ${Version}'` output of an installed backport.
+fn backport_of(status_version: &str) -> bool {
+    status_version.starts_with("install ok installed") && status_version.contains("~bpo")
+}
+
 fn missing_packages() -> Result<Vec<String>> {
     let mut missing = Vec::new();
     for p in DEB_PACKAGES {
@@ -234,6 +270,20 @@ pub fn find_bpf_linker() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::mirror_in;
+
+    #[test]
+    fn qemu_follows_a_backported_qemu_utils() {
+        assert!(super::backport_of(
+            "install ok installed 1:10.0.2+ds-2+deb13u1~bpo12+1"
+        ));
+        assert!(!super::backport_of(
+            "install ok installed 1:7.2+dfsg-7+deb12u18+b3"
+        ));
+        assert!(!super::backport_of(
+            "deinstall ok config-files 1:10.0.2+ds-2+deb13u1~bpo12+1"
+        ));
+        assert!(!super::backport_of(""));
+    }
 
     #[test]
     fn mirror_comes_from_the_bookworm_stanza() {
