@@ -19,14 +19,26 @@ use crate::{
     stream::{Stream, Update},
 };
 
-/// `mhpscope record`: NDJSON to a file or stdout.
-pub fn record(opts: &Options, output: Option<PathBuf>, duration: Option<Duration>) -> Result<()> {
-    let out: Box<dyn Write> = match &output {
+/// A file, or stdout for none or `-`.
+fn create_output(output: &Option<PathBuf>) -> Result<Box<dyn Write>> {
+    Ok(match output {
         Some(p) if p.as_os_str() != "-" => {
             Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)
         }
         _ => Box::new(io::stdout().lock()),
-    };
+    })
+}
+
+/// `mhpscope synth`: a synthetic recording.
+pub fn synth(output: Option<PathBuf>, blocks: u64, nodes: u64, cycles: u64) -> Result<()> {
+    let out = create_output(&output)?;
+    crate::synth::write_recording(out, blocks, nodes, cycles).context("writing the synthetic recording")?;
+    Ok(())
+}
+
+/// `mhpscope record`: NDJSON to a file or stdout.
+pub fn record(opts: &Options, output: Option<PathBuf>, duration: Option<Duration>) -> Result<()> {
+    let out = create_output(&output)?;
     let name = output
         .as_ref()
         .map_or("stdout".into(), |p| p.display().to_string());

@@ -8,6 +8,9 @@ use std::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod blocks;
+pub use blocks::{BlockList, BlockRef, BlockRun};
+
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("reading {path}: {source}")]
@@ -27,7 +30,7 @@ pub struct Frame {
     pub block_size_bytes: u64,
     /// Bytes.
     pub page_size: u64,
-    pub blocks: Vec<BlockFrame>,
+    pub blocks: BlockList,
     pub nodes: Vec<NodeFrame>,
     pub zones: Vec<ZoneFrame>,
 }
@@ -87,6 +90,7 @@ pub fn read(root: &Path) -> Result<Frame, FrameError> {
         blocks.push(read_block(&entry.path(), id));
     }
     blocks.sort_by_key(|b| b.id);
+    let blocks: BlockList = blocks.into_iter().collect();
 
     let node_dir = root.join("sys/devices/system/node");
     let list = |file: &str| {
@@ -285,9 +289,10 @@ Node 1, zone   Device
         fs::remove_dir_all(&root).unwrap();
         assert_eq!(frame.block_size_bytes, 128 << 20);
         assert_eq!(frame.blocks.iter().map(|b| b.id).collect::<Vec<_>>(), vec![5, 32]);
-        assert_eq!(frame.blocks[1].node, Some(1));
-        assert_eq!(frame.blocks[1].valid_zones.as_deref(), Some("Movable"));
-        assert_eq!(frame.blocks[0].valid_zones, None);
+        let blocks: Vec<BlockRef> = frame.blocks.iter().collect();
+        assert_eq!(blocks[1].node, Some(1));
+        assert_eq!(blocks[1].valid_zones, Some("Movable"));
+        assert_eq!(blocks[0].valid_zones, None);
         assert!(frame.nodes[1].has_cpu && !frame.nodes[1].has_memory);
         assert_eq!(frame.zones.len(), 3);
     }

@@ -90,6 +90,20 @@ enum Command {
         #[arg(value_enum)]
         of: schema::Of,
     },
+    /// Write a synthetic recording (no kernel needed): a host with BLOCKS 128 MiB blocks online,
+    /// then CYCLES blocks above them hot-added, onlined, offlined and removed. For scale tests
+    /// and for trying the views.
+    Synth {
+        #[arg(long, default_value_t = 1_000_000)]
+        blocks: u64,
+        #[arg(long, default_value_t = 4)]
+        nodes: u64,
+        #[arg(long, default_value_t = 1000)]
+        cycles: u64,
+        /// Output file; `-` or absent for stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -123,6 +137,12 @@ fn main() -> ExitCode {
                     }
                     Command::Probes { json } => commands::probes(&opts, json),
                     Command::Schema { of } => schema::print(of),
+                    Command::Synth {
+                        blocks,
+                        nodes,
+                        cycles,
+                        output,
+                    } => commands::synth(output, blocks, nodes, cycles),
                 }
             })
         });

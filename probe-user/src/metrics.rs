@@ -257,7 +257,7 @@ fn write_blocks(model: &Model, enc: &mut DescriptorEncoder) -> fmt::Result {
         }
     }
     let mut blocks: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-    for b in model.blocks.values() {
+    for b in model.blocks.iter() {
         let n = node_opt(b.node);
         if b.state != BlockState::Removed {
             *vmemmap
@@ -715,7 +715,7 @@ mod tests {
             for b in doc.blocks.iter().filter(|b| b.state != BlockState::Removed) {
                 *vmemmap
                     .entry(placement_name(b.vmemmap.placement).into())
-                    .or_default() += b.vmemmap.bytes as f64;
+                    .or_default() += (b.vmemmap.bytes * b.count) as f64;
             }
             for p in ["self_hosted", "existing_memory", "unknown"] {
                 let want = vmemmap.get(p).copied().unwrap_or(0.0);
@@ -725,12 +725,14 @@ mod tests {
                     "{f} {p}"
                 );
             }
-            assert_eq!(sum(&m, "mhpscope_memory_blocks", &[]), doc.blocks.len() as f64);
-            let removed = doc
+            let blocks: u64 = doc.blocks.iter().map(|b| b.count).sum();
+            assert_eq!(sum(&m, "mhpscope_memory_blocks", &[]), blocks as f64);
+            let removed: u64 = doc
                 .blocks
                 .iter()
                 .filter(|b| b.state == BlockState::Removed)
-                .count();
+                .map(|b| b.count)
+                .sum();
             assert_eq!(
                 sum(&m, "mhpscope_memory_blocks", &[("state", "removed")]),
                 removed as f64

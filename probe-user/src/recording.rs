@@ -8,7 +8,10 @@ use std::{
 };
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{
+    de::{self, value::MapAccessDeserializer, MapAccess, Visitor},
+    Deserialize, Deserializer, Serialize,
+};
 
 use crate::{event::Event, frame::Frame, host::Host, model::Layout, probes::ProbeStatus};
 
@@ -54,7 +57,7 @@ pub struct Summary {
     pub frame: Option<Frame>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Line {
     /// The first line: the host, the probes and the static picture at start.
@@ -63,6 +66,93 @@ pub enum Line {
     Event(Event),
     /// The last line: totals and the static picture at the end.
     Summary(Box<Summary>),
+}
+
+/// By hand rather than serde's internally tagged derive, which buffers the whole line before
+/// looking at its tag: a header listing a million blocks would be held twice. With `type`
+/// first (as written), the rest of the line streams into its variant.
+impl<'de> Deserialize<'de> for Line {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Line, D::Error> {
+        d.deserialize_map(LineVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LineType {
+    Header,
+    Event,
+    Summary,
+}
+
+/// The first key of a line: `type`, or another one (kept to rebuild the line).
+enum FirstKey {
+    Type,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for FirstKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FirstKey, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FirstKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FirstKey, E> {
+                Ok(if v == "type" {
+                    FirstKey::Type
+                } else {
+                    FirstKey::Other(v.to_owned())
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+struct LineVisitor;
+
+impl<'de> Visitor<'de> for LineVisitor {
+    type Value = Line;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a recording line: an object with a \"type\"")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Line, A::Error> {
+        match map.next_key::<FirstKey>()? {
+            Some(FirstKey::Type) => {
+                let kind: LineType = map.next_value()?;
+                let rest = MapAccessDeserializer::new(map);
+                Ok(match kind {
+                    LineType::Header => Line::Header(Box::new(Header::deserialize(rest)?)),
+                    LineType::Event => Line::Event(Event::deserialize(rest)?),
+                    LineType::Summary => Line::Summary(Box::new(Summary::deserialize(rest)?)),
+                })
+            }
+            // `type` further on (an edited line): gather the object, then read it.
+            Some(FirstKey::Other(key)) => {
+                let mut obj = serde_json::Map::new();
+                obj.insert(key, map.next_value()?);
+                while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+                    obj.insert(k, v);
+                }
+                let kind = obj
+                    .remove("type")
+                    .ok_or_else(|| de::Error::missing_field("type"))?;
+                let kind: LineType = serde_json::from_value(kind).map_err(de::Error::custom)?;
+                let rest = serde_json::Value::Object(obj);
+                match kind {
+                    LineType::Header => Header::deserialize(rest).map(|h| Line::Header(Box::new(h))),
+                    LineType::Event => Event::deserialize(rest).map(Line::Event),
+                    LineType::Summary => Summary::deserialize(rest).map(|s| Line::Summary(Box::new(s))),
+                }
+                .map_err(de::Error::custom)
+            }
+            None => Err(de::Error::missing_field("type")),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,31 +252,55 @@ impl<R: BufRead> Reader<R> {
         &self.name
     }
 
-    /// Reads the next line; None at end of input.
+    fn invalid(&self, reason: impl ToString) -> RecordingError {
+        RecordingError::Invalid {
+            name: self.name.clone(),
+            line: self.line_no,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Reads the next line; None at end of input. A line found whole in the input's buffer is
+    /// parsed in place; a longer one (a header listing many blocks) streams from the input,
+    /// never held as text.
     fn next_line(&mut self) -> Result<Option<Line>, RecordingError> {
         loop {
-            self.buf.clear();
-            let n = self
-                .input
-                .read_line(&mut self.buf)
-                .map_err(|source| RecordingError::Io {
-                    name: self.name.clone(),
-                    source,
-                })?;
-            if n == 0 {
+            let name = &self.name;
+            let io_error = |source| RecordingError::Io {
+                name: name.clone(),
+                source,
+            };
+            let buffered = self.input.fill_buf().map_err(io_error)?;
+            if buffered.is_empty() {
                 return Ok(None);
             }
-            self.line_no += 1;
-            if self.buf.trim().is_empty() {
+            if let Some(nl) = buffered.iter().position(|&c| c == b'\n') {
+                let text = &buffered[..nl];
+                let blank = text.iter().all(u8::is_ascii_whitespace);
+                let parsed = (!blank).then(|| serde_json::from_slice::<Line>(text));
+                self.input.consume(nl + 1);
+                self.line_no += 1;
+                match parsed {
+                    None => continue,
+                    Some(r) => return r.map(Some).map_err(|e| self.invalid(e)),
+                }
+            }
+            if buffered.iter().all(u8::is_ascii_whitespace) {
+                // Blank up to the buffer's end: skip it, the line goes on (or input ends).
+                let n = buffered.len();
+                self.input.consume(n);
                 continue;
             }
-            return serde_json::from_str(&self.buf)
-                .map(Some)
-                .map_err(|e| RecordingError::Invalid {
-                    name: self.name.clone(),
-                    line: self.line_no,
-                    reason: e.to_string(),
-                });
+            self.line_no += 1;
+            let line = Line::deserialize(&mut serde_json::Deserializer::from_reader(&mut self.input))
+                .map_err(|e| self.invalid(e))?;
+            // What follows the value up to the end of its line must be blank.
+            self.buf.clear();
+            self.input.read_line(&mut self.buf).map_err(io_error)?;
+            if !self.buf.trim().is_empty() {
+                return Err(self.invalid(format!("trailing characters {:?}", self.buf.trim())));
+            }
+            return Ok(Some(line));
         }
     }
 

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     event::{mhp, pgmap_type_name, Span, ZoneId},
     model::{
-        BlockState, Burst, Check, ContiguityChange, DurationSummary, Finding, HotAdd, MemmapAllocs, Model,
-        OpKind, Operation, Placement, SpanChange,
+        Block, BlockState, Burst, Check, ContiguityChange, DurationSummary, Finding, HotAdd, MemmapAllocs,
+        Model, OpKind, Operation, Placement, SpanChange,
     },
     probes::ProbeStatus,
 };
@@ -58,7 +58,8 @@ pub struct Document {
     pub hot_adds: Vec<HotAddDoc>,
     pub removes: Vec<RemoveDoc>,
     pub nodes: Vec<NodeDoc>,
-    /// Memory blocks, from the start-up frame and the events.
+    /// Memory blocks, from the start-up frame and the events, as ranges of consecutive blocks
+    /// alike in everything a range says (as `lsmem` groups them).
     pub blocks: Vec<BlockDoc>,
     pub zones: Vec<ZoneDoc>,
     /// Hot-adds, onlines, offlines and hot-removes in the order seen: the timeline.
@@ -222,13 +223,17 @@ pub struct NodeDoc {
     pub offline: DurationSummary,
 }
 
-/// A memory block (sysfs memoryN).
+/// Consecutive memory blocks (sysfs memoryN), alike in all below; figures are per block.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BlockDoc {
-    /// The N of memoryN.
-    pub id: u64,
-    /// Physical address, bytes.
+    /// The N of the first memoryN.
+    pub first: u64,
+    /// Blocks in the range: memory`first` to memory`first + count - 1`.
+    pub count: u64,
+    /// Physical address of the first block, bytes.
     pub start: u64,
+    /// Bytes of the range.
+    pub size: u64,
     pub node: Option<i32>,
     /// Zone it was last onlined to.
     pub zone: Option<String>,
@@ -292,6 +297,70 @@ fn alloc_doc(a: &MemmapAllocs) -> AllocDoc {
             .iter()
             .map(|(&node, &bytes)| NodeBytes { node, bytes })
             .collect(),
+    }
+}
+
+/// The model's blocks as ranges of alike neighbours: one entry per range, not per block, so
+/// that a host with a million blocks makes a document of a few.
+fn block_ranges(model: &Model) -> Vec<BlockDoc> {
+    let l = &model.layout;
+    let alike = |a: &Block, b: &Block| {
+        a.id + 1 == b.id
+            && (a.node, a.zone, a.state, a.hot_added, a.onlined, a.offlined)
+                == (b.node, b.zone, b.state, b.hot_added, b.onlined, b.offlined)
+            && (a.placement, a.vmemmap_pages, a.hot_add) == (b.placement, b.vmemmap_pages, b.hot_add)
+    };
+    let mut out: Vec<BlockDoc> = Vec::new();
+    let mut last: Option<&Block> = None;
+    for b in model.blocks.iter() {
+        if let (Some(prev), Some(doc)) = (last, out.last_mut()) {
+            if alike(prev, b) {
+                doc.count += 1;
+                doc.size += l.block_size_bytes;
+                last = Some(b);
+                continue;
+            }
+        }
+        let allocs = model.block_allocs(b);
+        out.push(BlockDoc {
+            first: b.id,
+            count: 1,
+            start: b.id * l.block_size_bytes,
+            size: l.block_size_bytes,
+            node: b.node,
+            zone: b.zone.map(|z| l.zone_name(z)),
+            state: b.state,
+            hot_added: b.hot_added,
+            onlined: b.onlined,
+            offlined: b.offlined,
+            vmemmap: VmemmapDoc {
+                placement: b.placement,
+                pages: b.vmemmap_pages,
+                bytes: b.vmemmap_pages * l.page_size,
+                off_node: match (&allocs, b.node) {
+                    (Some(a), Some(n)) => a.off_node(n),
+                    _ => Vec::new(),
+                },
+                allocated: allocs.as_ref().map(alloc_doc),
+            },
+        });
+        last = Some(b);
+    }
+    out
+}
+
+impl BlockDoc {
+    /// `memoryN`, or `memoryN-M` for a range.
+    pub fn name(&self) -> String {
+        match self.count {
+            0 | 1 => format!("memory{}", self.first),
+            n => format!("memory{}-{}", self.first, self.first + n - 1),
+        }
+    }
+
+    /// The block ids of the range.
+    pub fn ids(&self) -> std::ops::Range<u64> {
+        self.first..self.first + self.count
     }
 }
 
@@ -365,30 +434,7 @@ impl Document {
                     offline: s.offline.summary(),
                 })
                 .collect(),
-            blocks: model
-                .blocks
-                .values()
-                .map(|b| BlockDoc {
-                    id: b.id,
-                    start: b.id * l.block_size_bytes,
-                    node: b.node,
-                    zone: b.zone.map(|z| l.zone_name(z)),
-                    state: b.state.clone(),
-                    hot_added: b.hot_added,
-                    onlined: b.onlined,
-                    offlined: b.offlined,
-                    vmemmap: VmemmapDoc {
-                        placement: b.placement,
-                        pages: b.vmemmap_pages,
-                        bytes: b.vmemmap_pages * l.page_size,
-                        allocated: b.memmap_allocs.as_ref().map(alloc_doc),
-                        off_node: match (&b.memmap_allocs, b.node) {
-                            (Some(a), Some(n)) => a.off_node(n),
-                            _ => Vec::new(),
-                        },
-                    },
-                })
-                .collect(),
+            blocks: block_ranges(model),
             zones: model
                 .zones
                 .iter()
@@ -808,7 +854,7 @@ impl Document {
         for b in &self.blocks {
             if !b.hot_added && b.onlined == 0 && b.offlined == 0 && b.vmemmap.placement == Placement::Unknown
             {
-                untouched += 1;
+                untouched += b.count as usize;
                 continue;
             }
             let placement = match (&b.vmemmap.placement, &b.vmemmap.allocated) {
@@ -833,7 +879,7 @@ impl Document {
                 (Placement::Unknown, _) => "unknown".to_string(),
             };
             t.add_row(vec![
-                format!("memory{}", b.id),
+                b.name(),
                 format!("{:#x}", b.start),
                 opt(b.node),
                 b.zone.clone().unwrap_or_else(|| "-".into()),

@@ -5,7 +5,19 @@
 //! arch_add_memory, `__add_pages` with its memmap allocations), online (online_pages, zone
 //! move, memmap init, contiguity check), offline (offline_pages, zone shrink, contiguity
 //! check) and removal; the per-call argument layout is probe-common's.
+use std::io::{self, Write};
+
 use probe_common::{arg, kind, RawEvent, NR_ARGS};
+
+use crate::{
+    decode::{decode, parse_raw},
+    frame::{BlockFrame, BlockList, Frame, NodeFrame, ZoneFrame},
+    host::Host,
+    kernel_btf::default_zone_names,
+    model::Layout,
+    probes::{ProbeStatus, PROBES},
+    recording::{Clock, Header, Line, Summary, Writer, FORMAT_VERSION},
+};
 
 /// Pages per 128 MiB block of 4 KiB pages.
 pub const BLOCK_PAGES: u64 = 32_768;
@@ -21,9 +33,14 @@ pub struct Session {
 
 impl Session {
     pub fn new(nodes: u64) -> Session {
+        Session::above(nodes, 0x100000)
+    }
+
+    /// Hot-adds from `base_pfn` up.
+    pub fn above(nodes: u64, base_pfn: u64) -> Session {
         Session {
             ts_ns: 1_000_000_000,
-            base_pfn: 0x100000,
+            base_pfn,
             nodes: nodes.max(1),
         }
     }
@@ -181,13 +198,124 @@ impl Session {
         }
         let mut out = Vec::with_capacity(raws.len() * RawEvent::SIZE);
         for r in &raws {
-            // SAFETY: RawEvent is repr(C) plain integers without padding.
-            out.extend_from_slice(unsafe {
-                std::slice::from_raw_parts((r as *const RawEvent).cast::<u8>(), RawEvent::SIZE)
-            });
+            out.extend_from_slice(as_bytes(r));
         }
         out
     }
+}
+
+/// A record as the ring buffer holds it.
+fn as_bytes(r: &RawEvent) -> &[u8] {
+    // SAFETY: RawEvent is repr(C) plain integers without padding.
+    unsafe { std::slice::from_raw_parts((r as *const RawEvent).cast::<u8>(), RawEvent::SIZE) }
+}
+
+/// What a 6.12 host with every probe attached looks like, for synthetic recordings.
+pub fn layout() -> Layout {
+    Layout {
+        zone_names: default_zone_names(),
+        page_size: 4096,
+        struct_page_size: 64,
+        block_size_bytes: BLOCK_PAGES << 12,
+    }
+}
+
+pub fn all_probes_attached() -> Vec<ProbeStatus> {
+    PROBES
+        .iter()
+        .map(|s| ProbeStatus::attached(s, &s.alternatives[0], Vec::new()))
+        .collect()
+}
+
+/// A host with `blocks` memory blocks online in ZONE_NORMAL, split evenly over `nodes` nodes.
+pub fn frame(blocks: u64, nodes: u64) -> Frame {
+    let nodes = nodes.clamp(1, blocks.max(1));
+    let per_node = blocks.div_ceil(nodes);
+    let node_of = |id: u64| (id / per_node.max(1)) as i32;
+    let list: BlockList = (0..blocks)
+        .map(|id| BlockFrame {
+            id,
+            state: "online".into(),
+            node: Some(node_of(id)),
+            valid_zones: Some("Normal".into()),
+        })
+        .collect();
+    let zones = (0..nodes)
+        .map(|n| {
+            let first = n * per_node;
+            let count = per_node.min(blocks - first);
+            ZoneFrame {
+                node: n as i32,
+                zone: "Normal".into(),
+                start_pfn: Some(first * BLOCK_PAGES),
+                spanned: count * BLOCK_PAGES,
+                present: count * BLOCK_PAGES,
+                managed: count * BLOCK_PAGES * 98 / 100,
+            }
+        })
+        .collect();
+    Frame {
+        block_size_bytes: BLOCK_PAGES << 12,
+        page_size: 4096,
+        blocks: list,
+        nodes: (0..nodes as i32)
+            .map(|node| NodeFrame {
+                node,
+                has_cpu: true,
+                has_memory: true,
+            })
+            .collect(),
+        zones,
+    }
+}
+
+/// Writes a recording of a host with `blocks` online blocks on `nodes` nodes, on which `cycles`
+/// more blocks are hot-added, onlined, offlined and removed one after another.
+pub fn write_recording(out: impl Write, blocks: u64, nodes: u64, cycles: u64) -> io::Result<u64> {
+    let mut w = Writer::new(out);
+    let start_ns = 1_000_000_000;
+    w.write(&Line::Header(Box::new(Header {
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        host: Host {
+            kernel_release: "synthetic".into(),
+            lockdown: None,
+            lockdown_in_kernel_log: false,
+            btf_available: true,
+            can_trace: true,
+        },
+        clock: Clock {
+            monotonic_ns: start_ns,
+            realtime_ns: 1_700_000_000_000_000_000,
+        },
+        layout: layout(),
+        probes: all_probes_attached(),
+        frame: frame(blocks, nodes),
+    })))?;
+    let mut session = Session::above(nodes, blocks * BLOCK_PAGES);
+    let (mut raws, mut events) = (Vec::new(), 0);
+    for b in 0..cycles {
+        raws.clear();
+        session.block_cycle(b, &mut raws);
+        for r in &raws {
+            let ev = parse_raw(as_bytes(r))
+                .ok()
+                .and_then(|raw| decode(&raw).ok())
+                .ok_or_else(|| io::Error::other("a synthetic record did not decode"))?;
+            w.write(&Line::Event(ev))?;
+            events += 1;
+        }
+    }
+    w.write(&Line::Summary(Box::new(Summary {
+        events,
+        lost_events: 0,
+        undecodable_events: 0,
+        duration_ns: session.ts_ns - start_ns,
+        end_reason: "end of input".into(),
+        frame: None,
+    })))?;
+    w.flush()?;
+    Ok(events)
 }
 
 #[cfg(test)]
@@ -214,9 +342,40 @@ mod tests {
         assert_eq!(m.blocks.len(), 4);
         assert!(m
             .blocks
-            .values()
+            .iter()
             .all(|b| b.state == BlockState::Removed && b.onlined == 1));
         let inits: u64 = m.nodes.values().map(|n| n.memmap_init.count()).sum();
         assert_eq!(inits, 4, "one memmap init per block");
+    }
+
+    #[test]
+    fn a_synthetic_recording_reads_back_whole() {
+        let mut text = Vec::new();
+        let events = write_recording(&mut text, 1000, 4, 3).unwrap();
+        assert_eq!(events, 3 * 14);
+        let mut r = crate::recording::Reader::new(&text[..], "synth".into());
+        let mut stream = crate::stream::Stream::new("synth");
+        stream.apply(crate::stream::Update::Header(Box::new(r.header().unwrap())));
+        while let Some(item) = r.next_item().unwrap() {
+            stream.apply(match item {
+                crate::recording::Item::Event(e) => crate::stream::Update::Event(e),
+                crate::recording::Item::Summary(s) => crate::stream::Update::Summary(Box::new(s)),
+            });
+        }
+        let m = stream.model.as_ref().unwrap();
+        assert_eq!(m.blocks.len(), 1003);
+        let online = m.blocks.iter().filter(|b| b.state == BlockState::Online).count();
+        assert_eq!(online, 1000);
+        assert_eq!(m.blocks[999].node, Some(3));
+        assert_eq!(m.blocks[1002].state, BlockState::Removed);
+        // One range per node, then the cycled blocks (one hot-add each).
+        let doc = stream.document().unwrap();
+        assert_eq!(doc.blocks.iter().map(|b| b.count).sum::<u64>(), 1003);
+        assert_eq!(
+            doc.blocks.len(),
+            4 + 3,
+            "{:?}",
+            doc.blocks.iter().map(|b| b.name()).collect::<Vec<_>>()
+        );
     }
 }

@@ -65,7 +65,9 @@ fn recording_lines() -> Vec<Line> {
                 state: "online".into(),
                 node: Some(1),
                 valid_zones: Some("Normal".into()),
-            }],
+            }]
+            .into_iter()
+            .collect(),
             nodes: vec![NodeFrame {
                 node: 1,
                 has_cpu: true,
@@ -205,7 +207,7 @@ fn report_from_a_recording() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|b| b["id"] == 32)
+        .find(|b| b["first"] == 32 && b["count"] == 1)
         .expect("block 32");
     assert_eq!(block["vmemmap"]["placement"], "self_hosted");
     assert_eq!(block["vmemmap"]["pages"], 512);

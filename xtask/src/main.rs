@@ -1,4 +1,4 @@
-//! mhpscope's developer automation: `cargo xtask <setup|build|lab|test|dashboards|check>`.
+//! mhpscope's developer automation: `cargo xtask <setup|build|lab|test|dashboards|bench|scale|check>`.
 
 mod bench;
 mod build_cmd;
@@ -12,6 +12,7 @@ mod lines;
 mod qemu;
 mod qmp;
 mod report;
+mod scale;
 mod scenario;
 mod setup;
 mod test_cmd;
@@ -47,6 +48,8 @@ enum Cmd {
     Dashboards,
     /// Overhead in a guest: online/offline blocks untraced, under mhpscope, under function_graph.
     Bench(bench::BenchArgs),
+    /// A million memory blocks: time and peak memory of `report` on a synthetic recording.
+    Scale(scale::ScaleArgs),
     /// Re-run the checks on the artifacts of the last lab run of one scenario.
     Check {
         #[arg(long, default_value = "6.1")]
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         }
         Cmd::Test(args) => test_cmd::run(&args),
         Cmd::Bench(args) => bench::run(&args),
+        Cmd::Scale(args) => scale::run(&args),
         Cmd::Dashboards => dashboard_test::run_cmd(),
         Cmd::Check { kernel, scenario } => {
             checks::run_from_files(&scenario, &lab::out_dir(&kernel, &scenario))

@@ -18,7 +18,8 @@ pub struct Report {
     pub removes: Vec<Remove>,
     #[serde(default)]
     pub nodes: Vec<Node>,
-    #[serde(default)]
+    /// One entry per block, expanded from the report's ranges.
+    #[serde(default, deserialize_with = "block_ranges")]
     pub blocks: Vec<Block>,
     #[serde(default)]
     pub zones: Vec<Zone>,
@@ -168,8 +169,31 @@ pub struct Stat {
     pub pages: u64,
 }
 
-#[derive(Debug, Deserialize)]
+/// The report lists ranges of alike blocks (`first`, `count`): the checks want each block.
+fn block_ranges<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Block>, D::Error> {
+    #[derive(Deserialize)]
+    struct Range {
+        first: u64,
+        count: u64,
+        #[serde(flatten)]
+        block: Block,
+    }
+    let ranges = Vec::<Range>::deserialize(d)?;
+    Ok(ranges
+        .into_iter()
+        .flat_map(|r| {
+            (r.first..r.first + r.count).map(move |id| Block {
+                id,
+                ..r.block.clone()
+            })
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct Block {
+    /// Set from the range.
+    #[serde(skip)]
     pub id: u64,
     pub node: Option<i64>,
     pub zone: Option<String>,
@@ -183,7 +207,7 @@ pub struct Block {
     pub vmemmap: Option<Vmemmap>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Vmemmap {
     pub placement: Option<String>,
     #[serde(default)]

@@ -1,5 +1,6 @@
 //! The model: what mhpscope knows about memory hotplug on one kernel, built from the static
 //! frame and the traced events. Pure and deterministic: no I/O, no printing.
+mod blocks;
 pub mod bursts;
 pub mod span_checks;
 mod stats;
@@ -15,6 +16,7 @@ use crate::{
     frame::Frame,
     probes::{ProbeStatus, MEMMAP_INIT_RANGE, MEMMAP_INIT_ZONE_DEVICE},
 };
+pub use blocks::Blocks;
 pub use bursts::{Burst, Init};
 pub use span_checks::{Check, Finding, SpanChecker};
 
@@ -79,15 +81,16 @@ impl Layout {
     }
 }
 
-/// A memory block's state; other states (sysfs ones like "going-offline", or "unknown") appear as is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+/// A memory block's state: sysfs's (online, offline, going-offline), removed by a hot-remove
+/// while tracing, or unknown (sysfs said something else, or the block was never seen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
 pub enum BlockState {
     Online,
     Offline,
+    GoingOffline,
     Removed,
-    #[serde(untagged)]
-    Other(String),
+    Unknown,
 }
 
 impl BlockState {
@@ -95,16 +98,18 @@ impl BlockState {
         match s {
             "online" => BlockState::Online,
             "offline" => BlockState::Offline,
-            other => BlockState::Other(other.to_string()),
+            "going-offline" => BlockState::GoingOffline,
+            _ => BlockState::Unknown,
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             BlockState::Online => "online",
             BlockState::Offline => "offline",
+            BlockState::GoingOffline => "going-offline",
             BlockState::Removed => "removed",
-            BlockState::Other(s) => s,
+            BlockState::Unknown => "unknown",
         }
     }
 }
@@ -195,6 +200,7 @@ pub struct DeviceRange {
     pub removed_ns: Option<u64>,
 }
 
+/// One memory block: compact (a host may have a million), see `blocks`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
     pub id: u64,
@@ -207,25 +213,8 @@ pub struct Block {
     pub offlined: u32,
     pub placement: Placement,
     pub vmemmap_pages: u64,
-    /// This block's share of its hot-add's memmap allocations, when they were traced.
-    pub memmap_allocs: Option<MemmapAllocs>,
-}
-
-impl Block {
-    fn new(id: u64) -> Block {
-        Block {
-            id,
-            node: None,
-            zone: None,
-            state: BlockState::Other("unknown".into()),
-            hot_added: false,
-            onlined: 0,
-            offlined: 0,
-            placement: Placement::Unknown,
-            vmemmap_pages: 0,
-            memmap_allocs: None,
-        }
-    }
+    /// Index in `Model::hot_adds` of the `__add_pages` call that created it.
+    pub hot_add: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -331,7 +320,7 @@ pub struct Operation {
 #[derive(Debug, Clone)]
 pub struct Model {
     pub layout: Layout,
-    pub blocks: BTreeMap<u64, Block>,
+    pub blocks: Blocks,
     pub nodes: BTreeMap<i32, NodeStats>,
     pub zones: BTreeMap<ZoneId, ZoneState>,
     pub operations: Vec<Operation>,
@@ -360,7 +349,7 @@ impl Model {
     pub fn new(layout: Layout) -> Model {
         Model {
             layout,
-            blocks: BTreeMap::new(),
+            blocks: Blocks::default(),
             nodes: BTreeMap::new(),
             zones: BTreeMap::new(),
             operations: Vec::new(),
@@ -393,19 +382,22 @@ impl Model {
 
     /// Seeds blocks, nodes and zones from the static picture taken at start-up.
     pub fn apply_frame(&mut self, frame: &Frame) {
-        for b in &frame.blocks {
-            let state = BlockState::from_sysfs(&b.state);
+        self.blocks.reserve(frame.blocks.len() as usize);
+        for run in frame.blocks.runs() {
+            let state = BlockState::from_sysfs(&run.state);
             let zone = match state {
-                BlockState::Online => b
+                BlockState::Online => run
                     .valid_zones
                     .as_deref()
                     .and_then(|z| self.layout.zone_index(z.trim())),
                 _ => None,
             };
-            let block = self.blocks.entry(b.id).or_insert_with(|| Block::new(b.id));
-            block.node = b.node.or(block.node);
-            block.state = state;
-            block.zone = zone.or(block.zone);
+            for id in run.first..run.first + run.count {
+                let block = self.blocks.entry(id);
+                block.node = run.node.or(block.node);
+                block.state = state;
+                block.zone = zone.or(block.zone);
+            }
         }
         for n in &frame.nodes {
             self.nodes.entry(n.node).or_default();
@@ -421,8 +413,8 @@ impl Model {
             self.checker.seed_span(id, zone.span);
         }
         let per_block = self.layout.pages_per_block();
-        for b in self.blocks.values() {
-            let (Some(node), Some(zone), BlockState::Online) = (b.node, b.zone, &b.state) else {
+        for b in self.blocks.iter() {
+            let (Some(node), Some(zone), BlockState::Online) = (b.node, b.zone, b.state) else {
                 continue;
             };
             let id = ZoneId { node, zone };
@@ -522,7 +514,7 @@ impl Model {
                     if altmap.is_some() {
                         h.altmap_pages = Some(pages * n_blocks);
                         for id in ids {
-                            if let Some(b) = self.blocks.get_mut(&id) {
+                            if let Some(b) = self.blocks.get_mut(id) {
                                 b.vmemmap_pages = pages;
                             }
                         }
@@ -544,6 +536,7 @@ impl Model {
                 } else {
                     allocs
                 };
+                let index = self.hot_adds.len() as u32;
                 self.hot_adds.push(HotAdd {
                     ts_ns: ev.ts_ns,
                     node,
@@ -551,23 +544,13 @@ impl Model {
                     nr_pages,
                     self_hosted: altmap,
                     altmap_pages: None,
-                    allocs: allocs.clone(),
+                    allocs,
                     ret,
                 });
                 if ret != 0 {
                     return;
                 }
                 let ids = self.layout.blocks_of_pfns(pfn, nr_pages);
-                let n_blocks = ids.clone().count() as u64;
-                let share = allocs.map(|a| MemmapAllocs {
-                    by_node: a
-                        .by_node
-                        .iter()
-                        .map(|(&n, &b)| (n, b / n_blocks.max(1)))
-                        .collect(),
-                    huge_bytes: a.huge_bytes / n_blocks.max(1),
-                    small_bytes: a.small_bytes / n_blocks.max(1),
-                });
                 let (placement, pages) = if altmap {
                     // The altmap size comes with arch_add_memory's exit.
                     (Placement::SelfHosted, 0)
@@ -577,7 +560,7 @@ impl Model {
                         self.layout.memmap_pages_for(self.layout.pages_per_block()),
                     )
                 };
-                self.insert_hot_added(ids, node, placement, pages, share);
+                self.insert_hot_added(ids, node, placement, pages, Some(index));
             }
             Op::PageAlloc {
                 pfn,
@@ -701,7 +684,7 @@ impl Model {
             } => {
                 if ret == 0 {
                     let id = self.layout.block_of_pfn(pfn);
-                    let b = self.blocks.entry(id).or_insert_with(|| Block::new(id));
+                    let b = self.blocks.entry(id);
                     b.placement = Placement::SelfHosted;
                     b.vmemmap_pages = nr_pages;
                     b.node = b.node.or(Some(zone.node));
@@ -813,7 +796,7 @@ impl Model {
             };
             durations.record(ev.duration_ns, nr_pages);
             for id in self.layout.blocks_of_pfns(pfn, nr_pages) {
-                let b = self.blocks.entry(id).or_insert_with(|| Block::new(id));
+                let b = self.blocks.entry(id);
                 b.node = b.node.or(Some(zone.node));
                 if kind == OpKind::Online {
                     b.state = BlockState::Online;
@@ -854,22 +837,35 @@ impl Model {
         node: i32,
         placement: Placement,
         vmemmap_pages: u64,
-        memmap_allocs: Option<MemmapAllocs>,
+        hot_add: Option<u32>,
     ) {
         for id in ids {
-            self.blocks.insert(
-                id,
-                Block {
-                    node: Some(node),
-                    state: BlockState::Offline,
-                    hot_added: true,
-                    placement,
-                    vmemmap_pages,
-                    memmap_allocs: memmap_allocs.clone(),
-                    ..Block::new(id)
-                },
-            );
+            self.blocks.insert(Block {
+                node: Some(node),
+                state: BlockState::Offline,
+                hot_added: true,
+                placement,
+                vmemmap_pages,
+                hot_add,
+                ..Block::new(id)
+            });
         }
+    }
+
+    /// A block's share of its hot-add's memmap allocations, when they were traced.
+    pub fn block_allocs(&self, b: &Block) -> Option<MemmapAllocs> {
+        let h = self.hot_adds.get(b.hot_add? as usize)?;
+        let a = h.allocs.as_ref()?;
+        let n = self.layout.blocks_of_pfns(h.pfn, h.nr_pages).count().max(1) as u64;
+        Some(MemmapAllocs {
+            by_node: a
+                .by_node
+                .iter()
+                .map(|(&node, &bytes)| (node, bytes / n))
+                .collect(),
+            huge_bytes: a.huge_bytes / n,
+            small_bytes: a.small_bytes / n,
+        })
     }
 
     /// One memmap initialisation: the node's duration stats and the interval for the bursts.
@@ -899,7 +895,7 @@ impl Model {
     /// Node of the memory block holding `pfn`, as far as known.
     pub fn node_of_pfn(&self, pfn: u64) -> Option<i32> {
         self.blocks
-            .get(&self.layout.block_of_pfn(pfn))
+            .get(self.layout.block_of_pfn(pfn))
             .and_then(|b| b.node)
     }
 
@@ -919,13 +915,13 @@ impl Model {
     fn node_of_range(&self, start: u64, size: u64) -> Option<i32> {
         self.layout
             .blocks_of_range(start, size)
-            .find_map(|id| self.blocks.get(&id).and_then(|b| b.node))
+            .find_map(|id| self.blocks.get(id).and_then(|b| b.node))
     }
 
     fn set_state_in_range(&mut self, start: u64, size: u64, state: BlockState) {
         for id in self.layout.blocks_of_range(start, size) {
-            if let Some(b) = self.blocks.get_mut(&id) {
-                b.state = state.clone();
+            if let Some(b) = self.blocks.get_mut(id) {
+                b.state = state;
             }
         }
     }

@@ -27,7 +27,9 @@ fn frame() -> Frame {
             state: "online".into(),
             node: Some(1),
             valid_zones: Some("Normal".into()),
-        }],
+        }]
+        .into_iter()
+        .collect(),
         nodes: vec![
             NodeFrame {
                 node: 0,
@@ -281,7 +283,7 @@ fn hot_adds_count_on_the_real_node_not_the_group_id() {
 #[test]
 fn vmemmap_placement_per_block() {
     let m = model_of(&lab_like_sequence());
-    let b = |id: u64| &m.blocks[&id];
+    let b = |id: u64| &m.blocks[id];
     assert_eq!(
         (b(32).placement, b(32).vmemmap_pages),
         (Placement::SelfHosted, 512)
@@ -305,15 +307,15 @@ fn vmemmap_placement_per_block() {
 fn block_lifecycle_and_zone() {
     let m = model_of(&lab_like_sequence());
     for id in [32, 33, 34] {
-        let b = &m.blocks[&id];
+        let b = &m.blocks[id];
         assert!(b.hot_added);
         assert_eq!((b.node, b.zone), (Some(1), Some(3)));
         assert_eq!((b.onlined, b.offlined), (1, 1));
         assert_eq!(b.state, BlockState::Removed);
     }
-    assert_eq!(m.blocks[&4].state, BlockState::Online);
-    assert_eq!(m.blocks[&4].zone, Some(2));
-    assert!(!m.blocks[&4].hot_added);
+    assert_eq!(m.blocks[4].state, BlockState::Online);
+    assert_eq!(m.blocks[4].zone, Some(2));
+    assert!(!m.blocks[4].hot_added);
 }
 
 #[test]
@@ -375,8 +377,8 @@ fn failures_are_counted_and_keep_state() {
     );
     let m = model_of(&s.events);
     assert_eq!(m.nodes[&1].failed, 2);
-    assert_eq!(m.blocks[&32].state, BlockState::Offline);
-    assert_eq!(m.blocks[&32].offlined, 0);
+    assert_eq!(m.blocks[32].state, BlockState::Offline);
+    assert_eq!(m.blocks[32].offlined, 0);
     assert_eq!(m.operations.last().unwrap().ret, -16);
 }
 
@@ -393,9 +395,9 @@ fn online_of_a_block_added_before_tracing_creates_it() {
         },
     );
     let m = model_of(&s.events);
-    let b = &m.blocks[&64];
+    let b = &m.blocks[64];
     assert_eq!(
-        (b.state.clone(), b.node, b.hot_added, b.placement),
+        (b.state, b.node, b.hot_added, b.placement),
         (BlockState::Online, Some(1), false, Placement::Unknown)
     );
 }

@@ -23,16 +23,21 @@ pub fn body(ctx: &Ctx, width: usize) -> Body {
         return Body::waiting();
     };
     let blocks: Vec<&BlockDoc> = doc.blocks.iter().filter(|b| ctx.shows(b.node)).collect();
-    let id_width = blocks.last().map_or(1, |b| b.id.to_string().len());
+    // One cell per block: a range repeats its cell.
+    let cells: Vec<(u64, &BlockDoc)> = blocks
+        .iter()
+        .flat_map(|b| b.ids().map(move |id| (id, *b)))
+        .collect();
+    let id_width = cells.last().map_or(1, |c| c.0.to_string().len());
     let per_row = (width.saturating_sub(id_width + 1) / CELL).max(1);
-    let mut rows: Vec<Line<'static>> = blocks
+    let mut rows: Vec<Line<'static>> = cells
         .chunks(per_row)
         .map(|chunk| {
             let mut spans = vec![styled(
-                format!("{:>id_width$} ", chunk[0].id),
+                format!("{:>id_width$} ", chunk[0].0),
                 Style::new().fg(Color::DarkGray),
             )];
-            for b in chunk {
+            for (_, b) in chunk {
                 let (c, style) = state_glyph(b);
                 spans.push(styled(c.to_string(), style));
                 let (m, style) = placement_glyph(b.vmemmap.placement);
@@ -47,9 +52,9 @@ pub fn body(ctx: &Ctx, width: usize) -> Body {
         rows.push(Line::from(""));
         rows.extend(touched.iter().map(|b| detail(b)));
     }
-    let hot_added = blocks.iter().filter(|b| b.hot_added).count();
+    let hot_added: u64 = blocks.iter().filter(|b| b.hot_added).map(|b| b.count).sum();
     Body {
-        note: format!("{hot_added}/{} hot-added", blocks.len()),
+        note: format!("{hot_added}/{} hot-added", cells.len()),
         header: None,
         rows,
         footer: legend(&blocks, width),
@@ -85,7 +90,8 @@ fn state_glyph(b: &BlockDoc) -> (char, Style) {
         (BlockState::Online, None) => ('O', Style::new().fg(Color::Green)),
         (BlockState::Offline, _) => ('o', Style::new().fg(Color::Yellow)),
         (BlockState::Removed, _) => ('x', Style::new().fg(Color::DarkGray)),
-        (BlockState::Other(_), _) => ('?', Style::new().fg(Color::DarkGray)),
+        (BlockState::GoingOffline, _) => ('g', Style::new().fg(Color::Yellow)),
+        (BlockState::Unknown, _) => ('?', Style::new().fg(Color::DarkGray)),
     }
 }
 
@@ -120,8 +126,8 @@ fn detail(b: &BlockDoc) -> Line<'static> {
     Line::from(vec![
         styled(format!("{c} "), style),
         Span::raw(format!(
-            "memory{} n{node} {zone} {} on/off {}/{} {memmap}",
-            b.id,
+            "{} n{node} {zone} {} on/off {}/{} {memmap}",
+            b.name(),
             b.state.as_str(),
             b.onlined,
             b.offlined
@@ -144,12 +150,7 @@ fn legend(blocks: &[&BlockDoc], width: usize) -> Vec<Line<'static>> {
             }
             (state, _) => {
                 let (c, style) = state_glyph(b);
-                let name = match state {
-                    BlockState::Online => "online",
-                    BlockState::Offline => "offline",
-                    BlockState::Removed => "removed",
-                    BlockState::Other(_) => "unknown",
-                };
+                let name = state.as_str();
                 if !states.iter().any(|s| s.0 == c) {
                     states.push((c, style, name));
                 }
