@@ -133,11 +133,53 @@ pub struct NodeBytes {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct FindingDoc {
     #[serde(flatten)]
-    pub finding: Finding,
+    pub finding: FindingFields,
     /// Name of `zone`.
     pub zone_name: String,
     /// Name of `other_zone`.
     pub other_zone_name: Option<String>,
+}
+
+/// A zone span check that found something, at a span change (the model's `Finding`, its
+/// message written out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "Finding")]
+pub struct FindingFields {
+    pub ts_ns: u64,
+    pub zone: ZoneId,
+    pub check: Check,
+    /// Kernel function of the event, e.g. "remove_pfn_range_from_zone".
+    pub cause: String,
+    /// The event's pfn range.
+    pub event_pfn: u64,
+    pub event_nr_pages: u64,
+    /// The zone's span before and after the event.
+    pub before: Span,
+    pub after: Span,
+    /// The pfns involved, half-open [start, end).
+    pub pfns: (u64, u64),
+    /// The other zone, for `Overlap`.
+    pub other_zone: Option<ZoneId>,
+    /// One plain sentence for humans.
+    pub message: String,
+}
+
+impl From<&Finding> for FindingFields {
+    fn from(f: &Finding) -> FindingFields {
+        FindingFields {
+            ts_ns: f.ts_ns,
+            zone: f.zone,
+            check: f.check,
+            cause: f.cause.into(),
+            event_pfn: f.event_pfn,
+            event_nr_pages: f.event_nr_pages,
+            before: f.before,
+            after: f.after,
+            pfns: f.pfns,
+            other_zone: f.other_zone,
+            message: f.message(),
+        }
+    }
 }
 
 /// A ZONE_DEVICE range (memremap_pages) and its memmap initialisation.
@@ -463,7 +505,7 @@ impl Document {
                 .findings
                 .iter()
                 .map(|f| FindingDoc {
-                    finding: f.clone(),
+                    finding: f.into(),
                     zone_name: l.zone_name(f.zone.zone),
                     other_zone_name: f.other_zone.map(|z: ZoneId| l.zone_name(z.zone)),
                 })
@@ -950,7 +992,7 @@ impl Document {
                     fmt_ts(c.ts_ns),
                     z.node.to_string(),
                     z.zone.clone(),
-                    c.cause.clone(),
+                    c.cause.to_string(),
                     format!("{:#x}+{:#x}", c.pfn, c.nr_pages),
                     fmt_span(c.before),
                     fmt_span(c.after),
@@ -1002,7 +1044,7 @@ impl Document {
                 format!("{:?}", o.kind).to_lowercase(),
                 format!("{:#x}-{:#x} ({})", o.start, o.start + o.size, fmt_bytes(o.size)),
                 opt(o.node),
-                o.zone.clone().unwrap_or_else(|| "-".into()),
+                o.zone.as_deref().unwrap_or("-").to_string(),
                 if o.ret == 0 {
                     "ok".into()
                 } else {

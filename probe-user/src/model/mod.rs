@@ -5,7 +5,7 @@ pub mod bursts;
 pub mod span_checks;
 mod stats;
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,19 @@ impl Layout {
             .get(idx as usize)
             .cloned()
             .unwrap_or_else(|| format!("zone{idx}"))
+    }
+
+    /// The zone's name without allocating when it is one of the kernel's own (all of them in
+    /// practice): operations carry it, and ingesting an event must not allocate.
+    pub fn zone_label(&self, idx: u8) -> Cow<'static, str> {
+        const KERNEL: [&str; 6] = ["DMA", "DMA32", "Normal", "HighMem", "Movable", "Device"];
+        match self.zone_names.get(idx as usize) {
+            Some(name) => KERNEL
+                .iter()
+                .find(|k| *k == name)
+                .map_or_else(|| Cow::Owned(name.clone()), |k| Cow::Borrowed(*k)),
+            None => Cow::Owned(format!("zone{idx}")),
+        }
     }
 
     pub fn zone_index(&self, name: &str) -> Option<u8> {
@@ -235,7 +248,7 @@ pub struct NodeStats {
 pub struct SpanChange {
     pub ts_ns: u64,
     /// Kernel function that changed the span.
-    pub cause: String,
+    pub cause: Cow<'static, str>,
     /// The pfn range the function was called for.
     pub pfn: u64,
     pub nr_pages: u64,
@@ -309,7 +322,7 @@ pub struct Operation {
     /// None when not known.
     pub node: Option<i32>,
     /// Zone name, for onlines and offlines.
-    pub zone: Option<String>,
+    pub zone: Option<Cow<'static, str>>,
     /// 0 or a negative errno.
     pub ret: i32,
     pub duration_ns: u64,
@@ -811,7 +824,7 @@ impl Model {
             stats.failed += 1;
         }
         let (start, size) = self.pfn_range_bytes(pfn, nr_pages);
-        let name = self.layout.zone_name(zone.zone);
+        let name = self.layout.zone_label(zone.zone);
         self.push_op(ev, kind, start, size, Some(zone.node), Some(name), ret, None);
     }
 
@@ -820,7 +833,7 @@ impl Model {
         if before != after {
             z.span_changes.push(SpanChange {
                 ts_ns: ev.ts_ns,
-                cause: ev.op.function().to_string(),
+                cause: Cow::Borrowed(ev.op.function()),
                 pfn,
                 nr_pages,
                 before,
@@ -940,7 +953,7 @@ impl Model {
         start: u64,
         size: u64,
         node: Option<i32>,
-        zone: Option<String>,
+        zone: Option<Cow<'static, str>>,
         ret: i32,
         mhp_flags: Option<u32>,
     ) {

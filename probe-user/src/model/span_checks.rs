@@ -31,14 +31,15 @@ pub enum Check {
     BecameEmpty,
 }
 
-/// A zone span check that found something, at a span change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// A zone span check that found something, at a span change. Holds figures, not text: the
+/// message is written when a view asks for it, so that ingesting an event allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub ts_ns: u64,
     pub zone: ZoneId,
     pub check: Check,
     /// Kernel function of the event, e.g. "remove_pfn_range_from_zone".
-    pub cause: String,
+    pub cause: &'static str,
     /// The event's pfn range.
     pub event_pfn: u64,
     pub event_nr_pages: u64,
@@ -49,8 +50,65 @@ pub struct Finding {
     pub pfns: (u64, u64),
     /// The other zone, for `Overlap`.
     pub other_zone: Option<ZoneId>,
+    pub detail: Detail,
+}
+
+/// What a finding's message says beyond the finding's own fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// `pages` pages in `runs` runs; `pfns` is the first run.
+    OutsideSpan { pages: u64, runs: usize },
+    /// The other zone's span; `pfns` is the intersection.
+    Overlap { other_span: Span },
+    /// `pfns` is the part cut off.
+    UnalignedShrink { subsection_pages: u64 },
+    /// `pfns` is the span before.
+    BecameEmpty,
+}
+
+impl Finding {
     /// One plain sentence for humans.
-    pub message: String,
+    pub fn message(&self) -> String {
+        let prefix = fmt::from_fn(|f| {
+            write!(
+                f,
+                "After {} of {} on {}",
+                self.cause,
+                fmt_iv(iv(self.event_pfn, self.event_nr_pages)),
+                fmt_zone(self.zone)
+            )
+        });
+        match self.detail {
+            Detail::OutsideSpan { pages, runs } => {
+                let runs = fmt::from_fn(|f| match runs {
+                    0 | 1 => write!(f, " at {}", fmt_iv(self.pfns)),
+                    n => write!(f, " in {n} runs, the first at {}", fmt_iv(self.pfns)),
+                });
+                format!(
+                    "{prefix}, {pages} pages{runs} are assigned to the zone but outside its {}.",
+                    fmt_span(self.after)
+                )
+            }
+            Detail::Overlap { other_span } => format!(
+                "{prefix}, its {} overlaps the {} of {} at {}.",
+                fmt_span(self.after),
+                fmt_span(other_span),
+                fmt_zone(self.other_zone.unwrap_or(self.zone)),
+                fmt_iv(self.pfns)
+            ),
+            Detail::UnalignedShrink { subsection_pages } => format!(
+                "{prefix}, the span shrank from {} to {}, cutting {} at a boundary that is not a \
+                 multiple of {subsection_pages} pages.",
+                fmt_iv(span_iv(self.before)),
+                fmt_iv(span_iv(self.after)),
+                fmt_iv(self.pfns)
+            ),
+            Detail::BecameEmpty => format!(
+                "{prefix}, the zone became empty (it spanned {}).",
+                fmt_iv(self.pfns)
+            ),
+        }
+    }
 }
 
 /// Half-open pfn interval; empty when start >= end.
@@ -118,7 +176,8 @@ impl RangeSet {
     }
 
     fn remove(&mut self, r: Iv) {
-        if is_empty(r) {
+        // Most zones hold nothing (DMA on other nodes, Movable before an online): skip them.
+        if is_empty(r) || self.map.is_empty() {
             return;
         }
         let (start, end) = r;
@@ -163,9 +222,8 @@ impl RangeSet {
             .filter(|x| !is_empty(*x))
     }
 
-    /// Parts of `r` not held, in order.
-    fn gaps(&self, r: Iv) -> Vec<Iv> {
-        let mut out = Vec::new();
+    /// Appends the parts of `r` not held to `out`, in order.
+    fn gaps(&self, r: Iv, out: &mut Vec<Iv>) {
         let mut cur = r.0;
         for (s, e) in self.overlapping(r) {
             if s > cur {
@@ -176,7 +234,6 @@ impl RangeSet {
         if cur < r.1 {
             out.push((cur, r.1));
         }
-        out
     }
 }
 
@@ -187,9 +244,9 @@ struct ZoneTrack {
 }
 
 /// The event being checked, bundled to keep signatures short.
-struct Change<'a> {
+struct Change {
     ts_ns: u64,
-    cause: &'a str,
+    cause: &'static str,
     zone: ZoneId,
     pfn: u64,
     nr_pages: u64,
@@ -197,33 +254,21 @@ struct Change<'a> {
     after: Span,
 }
 
-impl Change<'_> {
-    fn finding(&self, check: Check, pfns: Iv, other_zone: Option<ZoneId>, message: String) -> Finding {
+impl Change {
+    fn finding(&self, check: Check, pfns: Iv, other_zone: Option<ZoneId>, detail: Detail) -> Finding {
         Finding {
             ts_ns: self.ts_ns,
             zone: self.zone,
             check,
-            cause: self.cause.to_string(),
+            cause: self.cause,
             event_pfn: self.pfn,
             event_nr_pages: self.nr_pages,
             before: self.before,
             after: self.after,
             pfns,
             other_zone,
-            message,
+            detail,
         }
-    }
-
-    fn prefix(&self) -> impl fmt::Display + '_ {
-        fmt::from_fn(move |f| {
-            write!(
-                f,
-                "After {} of {} on {}",
-                self.cause,
-                fmt_iv(iv(self.pfn, self.nr_pages)),
-                fmt_zone(self.zone)
-            )
-        })
     }
 }
 
@@ -252,6 +297,9 @@ pub struct SpanChecker {
     /// 0 disables the alignment check.
     subsection_pages: u64,
     zones: BTreeMap<ZoneId, ZoneTrack>,
+    /// Scratch ranges, reused from event to event.
+    fresh: Vec<Iv>,
+    newly: Vec<Iv>,
 }
 
 impl Default for SpanChecker {
@@ -267,6 +315,8 @@ impl SpanChecker {
         SpanChecker {
             subsection_pages,
             zones: BTreeMap::new(),
+            fresh: Vec::new(),
+            newly: Vec::new(),
         }
     }
 
@@ -309,7 +359,7 @@ impl SpanChecker {
     pub fn moved_to_zone(
         &mut self,
         ts_ns: u64,
-        cause: &str,
+        cause: &'static str,
         zone: ZoneId,
         pfn: u64,
         nr_pages: u64,
@@ -318,10 +368,12 @@ impl SpanChecker {
     ) -> Vec<Finding> {
         let range = iv(pfn, nr_pages);
         // Pages the zone did not hold before cannot have been outside its span before.
-        let fresh = self
-            .zones
-            .get(&zone)
-            .map_or(vec![range], |z| z.assigned.gaps(range));
+        let mut fresh = std::mem::take(&mut self.fresh);
+        fresh.clear();
+        match self.zones.get(&zone) {
+            Some(z) => z.assigned.gaps(range, &mut fresh),
+            None => fresh.push(range),
+        }
         self.assign(zone, range);
         let change = Change {
             ts_ns,
@@ -332,7 +384,9 @@ impl SpanChecker {
             before,
             after,
         };
-        self.check(&change, &fresh)
+        let findings = self.check(&change, &fresh);
+        self.fresh = fresh;
+        findings
     }
 
     /// remove_pfn_range_from_zone: pages leave `zone`; then checks the new span.
@@ -340,7 +394,7 @@ impl SpanChecker {
     pub fn removed_from_zone(
         &mut self,
         ts_ns: u64,
-        cause: &str,
+        cause: &'static str,
         zone: ZoneId,
         pfn: u64,
         nr_pages: u64,
@@ -383,26 +437,20 @@ impl SpanChecker {
         // Newly outside: held pages in the part of the old span the new one dropped, plus
         // pages just assigned that the new span does not cover. Pages already outside the old
         // span were reported when they got there.
-        let mut newly: Vec<Iv> = subtract(b, a)
-            .flat_map(|r| track.assigned.overlapping(r).collect::<Vec<_>>())
-            .chain(fresh.iter().flat_map(|&r| subtract(r, a)))
-            .collect();
-        merge(&mut newly);
+        let newly = &mut self.newly;
+        newly.clear();
+        for r in subtract(b, a) {
+            newly.extend(track.assigned.overlapping(r));
+        }
+        newly.extend(fresh.iter().flat_map(|&r| subtract(r, a)));
+        merge(newly);
         if let Some(&first) = newly.first() {
             let pages: u64 = newly.iter().map(|r| r.1 - r.0).sum();
-            let runs = if newly.len() > 1 {
-                format!(" in {} runs, the first at {}", newly.len(), fmt_iv(first))
-            } else {
-                format!(" at {}", fmt_iv(first))
-            };
-            let msg = format!(
-                "{}, {} pages{} are assigned to the zone but outside its {}.",
-                c.prefix(),
+            let detail = Detail::OutsideSpan {
                 pages,
-                runs,
-                fmt_span(c.after)
-            );
-            findings.push(c.finding(Check::OutsideSpan, first, None, msg));
+                runs: newly.len(),
+            };
+            findings.push(c.finding(Check::OutsideSpan, first, None, detail));
         }
 
         if !is_empty(a) {
@@ -422,15 +470,8 @@ impl SpanChecker {
                 if is_empty(now) || !is_empty(intersect(b, o)) {
                     continue;
                 }
-                let msg = format!(
-                    "{}, its {} overlaps the {} of {} at {}.",
-                    c.prefix(),
-                    fmt_span(c.after),
-                    fmt_span(t.span),
-                    fmt_zone(other),
-                    fmt_iv(now)
-                );
-                findings.push(c.finding(Check::Overlap, now, Some(other), msg));
+                let detail = Detail::Overlap { other_span: t.span };
+                findings.push(c.finding(Check::Overlap, now, Some(other), detail));
             }
         }
 
@@ -441,43 +482,35 @@ impl SpanChecker {
             let sides = [(a.0 != b.0, a.0, (b.0, a.0)), (a.1 != b.1, a.1, (a.1, b.1))];
             for (moved, boundary, removed) in sides {
                 if moved && !boundary.is_multiple_of(self.subsection_pages) {
-                    let msg = format!(
-                        "{}, the span shrank from {} to {}, cutting {} at a boundary that is \
-                         not a multiple of {} pages.",
-                        c.prefix(),
-                        fmt_iv(b),
-                        fmt_iv(a),
-                        fmt_iv(removed),
-                        self.subsection_pages
-                    );
-                    findings.push(c.finding(Check::UnalignedShrink, removed, None, msg));
+                    let detail = Detail::UnalignedShrink {
+                        subsection_pages: self.subsection_pages,
+                    };
+                    findings.push(c.finding(Check::UnalignedShrink, removed, None, detail));
                 }
             }
         }
 
         if c.before.spanned_pages > 0 && c.after.spanned_pages == 0 {
-            let msg = format!(
-                "{}, the zone became empty (it spanned {}).",
-                c.prefix(),
-                fmt_iv(b)
-            );
-            findings.push(c.finding(Check::BecameEmpty, b, None, msg));
+            findings.push(c.finding(Check::BecameEmpty, b, None, Detail::BecameEmpty));
         }
         findings
     }
 }
 
-/// Sorts and merges overlapping or touching ranges.
+/// Sorts and merges overlapping or touching ranges, in place.
 fn merge(v: &mut Vec<Iv>) {
     v.sort_unstable();
-    let mut out: Vec<Iv> = Vec::with_capacity(v.len());
-    for &r in v.iter() {
-        match out.last_mut() {
-            Some(last) if r.0 <= last.1 => last.1 = last.1.max(r.1),
-            _ => out.push(r),
+    let mut kept = 0;
+    for i in 0..v.len() {
+        let r = v[i];
+        if kept > 0 && r.0 <= v[kept - 1].1 {
+            v[kept - 1].1 = v[kept - 1].1.max(r.1);
+        } else {
+            v[kept] = r;
+            kept += 1;
         }
     }
-    *v = out;
+    v.truncate(kept);
 }
 
 #[cfg(test)]
@@ -503,7 +536,7 @@ mod tests {
 
     fn brief(f: &[Finding]) -> Vec<Brief<'_>> {
         f.iter()
-            .map(|f| (f.check, f.zone, f.pfns, f.cause.as_str(), f.other_zone))
+            .map(|f| (f.check, f.zone, f.pfns, f.cause, f.other_zone))
             .collect()
     }
 
@@ -542,7 +575,7 @@ mod tests {
         assert_eq!((o.ts_ns, o.event_pfn, o.event_nr_pages), (30, 0x100200, 32256));
         assert_eq!((o.before, o.after), (sp(0x100000, 32768), EMPTY));
         assert_eq!(
-            o.message,
+            o.message(),
             "After remove_pfn_range_from_zone of pfns [0x100200, 0x108000) on node 1 zone 3, 512 pages \
              at pfns [0x100000, 0x100200) are assigned to the zone but outside its empty span."
         );
@@ -649,7 +682,7 @@ mod tests {
             ]
         );
         assert!(f[0]
-            .message
+            .message()
             .contains("768 pages in 2 runs, the first at pfns [0x1000, 0x1200)"));
     }
 
@@ -709,7 +742,7 @@ mod tests {
             vec![(Check::Overlap, movable, (0x104000, 0x108000), MOVE, Some(normal))]
         );
         assert!(f[0]
-            .message
+            .message()
             .contains("overlaps the span pfns [0x100000, 0x108000) of node 0 zone 2"));
         // Still overlapping after growing further: not new.
         let f = c.moved_to_zone(
@@ -908,8 +941,14 @@ mod tests {
             s.overlapping((10, 30)).collect::<Vec<_>>(),
             vec![(10, 20), (25, 30)]
         );
-        assert_eq!(s.gaps((0, 50)), vec![(0, 6), (20, 25), (45, 50)]);
-        assert_eq!(s.gaps((30, 40)), vec![]);
+        let gaps = |r| {
+            let mut out = vec![(1, 2)];
+            s.gaps(r, &mut out);
+            out
+        };
+        // Appended to what the vector held.
+        assert_eq!(gaps((0, 50)), vec![(1, 2), (0, 6), (20, 25), (45, 50)]);
+        assert_eq!(gaps((30, 40)), vec![(1, 2)]);
         s.remove((0, 100));
         assert!(s.map.is_empty());
         assert_eq!(s.pages, 0);
@@ -932,7 +971,7 @@ mod tests {
         let f = c.removed_from_zone(1, REMOVE, n, 0, 0, sp(0, 2 * N), EMPTY);
         assert_eq!(f[0].check, Check::OutsideSpan);
         assert_eq!(f[0].pfns, (0, 1));
-        assert!(f[0].message.contains(&format!("{N} pages in {N} runs")));
+        assert!(f[0].message().contains(&format!("{N} pages in {N} runs")));
         c.moved_to_zone(2, MOVE, z(0, 2), 0, 2 * N, EMPTY, sp(0, 2 * N));
         assert_eq!(c.assigned_pages(n), 0);
     }
