@@ -27,6 +27,8 @@ const ENOTSUPP: i32 = 524;
 pub struct Options {
     /// Methods not to use even where they would work (to see or test the fallbacks).
     pub avoid: Vec<Method>,
+    /// Probes left out by name.
+    pub skip: Vec<String>,
 }
 
 /// Loaded programs and the maps userspace reads. Dropping it detaches everything.
@@ -184,6 +186,14 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
 
     let mut probes: Vec<ProbeStatus> = Vec::new();
     for spec in PROBES {
+        if opts.skip.iter().any(|s| s == spec.name) {
+            probes.push(ProbeStatus::failed(
+                spec,
+                format!("left out (--skip {})", spec.name),
+                Vec::new(),
+            ));
+            continue;
+        }
         let status = attach(
             &mut ebpf,
             &aya_btf,

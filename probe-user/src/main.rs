@@ -18,6 +18,11 @@ struct Cli {
     /// caller): shows and tests the fallbacks.
     #[arg(long, global = true, value_delimiter = ',', value_parser = parse_method)]
     avoid: Vec<Method>,
+    /// Leave these probes out (names as `mhpscope probes` lists them), e.g.
+    /// `pageblock_pfn_to_page,mm_page_alloc`: the two that run on hot paths (compaction, every
+    /// page allocation), for the lowest cost on a busy host.
+    #[arg(long, global = true, value_delimiter = ',', value_parser = parse_probe)]
+    skip: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -106,6 +111,16 @@ enum Command {
     },
 }
 
+fn parse_probe(name: &str) -> Result<String, String> {
+    match mhpscope::probes::PROBES.iter().find(|p| p.name == name) {
+        Some(p) => Ok(p.name.to_string()),
+        None => {
+            let names: Vec<&str> = mhpscope::probes::PROBES.iter().map(|p| p.name).collect();
+            Err(format!("no probe {name:?}; the probes are: {}", names.join(", ")))
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.verbose {
@@ -122,7 +137,10 @@ fn main() -> ExitCode {
         .build()
         .map_err(anyhow::Error::from)
         .and_then(|rt| {
-            let opts = Options { avoid: cli.avoid };
+            let opts = Options {
+                avoid: cli.avoid,
+                skip: cli.skip,
+            };
             rt.block_on(async {
                 match cli.command {
                     Command::Record { output, duration } => commands::record(&opts, output, duration),
