@@ -30,16 +30,28 @@ pub struct BenchArgs {
 enum Mode {
     Untraced,
     Mhpscope,
+    /// Without the two probes on hot paths (every page allocation, every slow-path
+    /// `__pageblock_pfn_to_page`): what the hotplug functions' probes alone cost.
+    MhpscopeSkipHot,
     FunctionGraph,
 }
 
-const MODES: [Mode; 3] = [Mode::Untraced, Mode::Mhpscope, Mode::FunctionGraph];
+const MODES: [Mode; 4] = [
+    Mode::Untraced,
+    Mode::Mhpscope,
+    Mode::MhpscopeSkipHot,
+    Mode::FunctionGraph,
+];
+
+/// `--skip` for `Mode::MhpscopeSkipHot`.
+const HOT_PROBES: &str = "pageblock_pfn_to_page,mm_page_alloc";
 
 impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Untraced => "no tracing",
             Mode::Mhpscope => "mhpscope record",
+            Mode::MhpscopeSkipHot => "mhpscope --skip",
             Mode::FunctionGraph => "function_graph",
         }
     }
@@ -93,9 +105,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let mut g = Bench {
             guest: &mut guest,
             qemu: &mut qemu,
+            recorder: Vec::new(),
         };
         let release = g.sh("uname -r", 30)?;
-        println!("bench: guest {} up", release.trim());
+        let clock = g.sh(
+            "cat /sys/devices/system/clocksource/clocksource0/current_clocksource",
+            30,
+        )?;
+        println!("bench: guest {} up, clocksource {}", release.trim(), clock.trim());
         let blocks = g.hot_add(&mut qmp, args.blocks)?;
         let functions = g.traceable()?;
         println!(
@@ -118,7 +135,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
             println!("{line}");
         }
-        report(&samples, args, release.trim(), &out)
+        report(&samples, args, release.trim(), &out, &g.recorder)
     })();
     qemu.kill();
     let _ = std::fs::remove_dir_all(&sock_dir);
@@ -128,7 +145,24 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 struct Bench<'a> {
     guest: &'a mut Guest,
     qemu: &'a mut Qemu,
+    /// Per measurement under mhpscope: what the recorder cost besides the probes.
+    recorder: Vec<RecorderCost>,
 }
+
+/// The recorder's side of one measurement: its own CPU time during the cycle, and its probes'
+/// self-cost (BPF run-time statistics, as `mhpscope probes` shows them).
+struct RecorderCost {
+    mode: Mode,
+    cpu_ms: f64,
+    /// Its CPU time while idle for `SETTLE` before the cycle.
+    idle_ms: f64,
+    probes: String,
+}
+
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// utime + stime of the recorder, in clock ticks (USER_HZ = 100).
+const RECORDER_TICKS: &str = "awk '{print $14 + $15}' /proc/$(cat /tmp/bench.pid)/stat";
 
 impl Bench<'_> {
     fn sh(&mut self, cmd: &str, timeout_s: u64) -> Result<String> {
@@ -205,10 +239,15 @@ impl Bench<'_> {
     fn measure(&mut self, mode: Mode, blocks: &[u64], functions: &[&str]) -> Result<u64> {
         match mode {
             Mode::Untraced => self.cycle(blocks),
-            Mode::Mhpscope => {
+            Mode::Mhpscope | Mode::MhpscopeSkipHot => {
+                let skip = if mode == Mode::MhpscopeSkipHot {
+                    format!("--skip {HOT_PROBES}")
+                } else {
+                    String::new()
+                };
                 self.sh(
                     &format!(
-                        "rm -f /tmp/bench.*; ( {MHPSCOPE} record -o /tmp/bench.ndjson >/tmp/bench.log 2>&1 & echo $! > /tmp/bench.pid )"
+                        "rm -f /tmp/bench.*; ( {MHPSCOPE} {skip} record -o /tmp/bench.ndjson >/tmp/bench.log 2>&1 & echo $! > /tmp/bench.pid )"
                     ),
                     30,
                 )?;
@@ -225,7 +264,30 @@ impl Bench<'_> {
                     }
                     std::thread::sleep(Duration::from_millis(300));
                 }
+                let ticks = |g: &mut Self| -> Result<f64> {
+                    let t = g.sh(RECORDER_TICKS, 30)?;
+                    t.trim()
+                        .parse()
+                        .with_context(|| format!("recorder CPU ticks: {t:?}"))
+                };
+                // Start-up work that outlives the header (the first samples) is not the cost
+                // of watching: let it settle, and measure what the recorder burns idle.
+                let attached = ticks(self)?;
+                std::thread::sleep(SETTLE);
+                let before = ticks(self)?;
+                let idle_ms = (before - attached) * 10.0;
                 let ns = self.cycle(blocks);
+                let cpu_ms = (ticks(self)? - before) * 10.0;
+                let probes = self.sh(
+                    &format!("{MHPSCOPE} probes 2>&1 | sed -n '/[Ss]elf-cost/,$p'"),
+                    120,
+                )?;
+                self.recorder.push(RecorderCost {
+                    mode,
+                    cpu_ms,
+                    idle_ms,
+                    probes,
+                });
                 self.sh(
                     "kill -INT $(cat /tmp/bench.pid); while kill -0 $(cat /tmp/bench.pid) 2>/dev/null; do sleep 0.2; done",
                     120,
@@ -268,6 +330,7 @@ fn report(
     args: &BenchArgs,
     release: &str,
     out: &std::path::Path,
+    recorder: &[RecorderCost],
 ) -> Result<()> {
     let base = median(&samples[0].1) as f64;
     println!(
@@ -286,17 +349,52 @@ fn report(
         json_rows.push(json!({"mode": mode.name(), "median_ns": m, "ratio": ratio, "samples_ns": v}));
     }
     let goal = 1.02;
-    let mh = median(&samples[1].1) as f64 / base;
-    let fg = median(&samples[2].1) as f64 / base;
+    let ratio = |mode: Mode| {
+        let v = &samples
+            .iter()
+            .find(|(m, _)| *m == mode)
+            .expect("every mode measured")
+            .1;
+        median(v) as f64 / base
+    };
+    let (mh, lean, fg) = (
+        ratio(Mode::Mhpscope),
+        ratio(Mode::MhpscopeSkipHot),
+        ratio(Mode::FunctionGraph),
+    );
     println!(
-        "bench: mhpscope x{mh:.3} (goal <= {goal}); function_graph x{fg:.3}; mhpscope {} function_graph",
+        "bench: mhpscope x{mh:.3} (goal <= {goal}), x{lean:.3} with --skip {HOT_PROBES}; function_graph x{fg:.3}; mhpscope {} function_graph",
         if mh <= fg { "at or below" } else { "above" }
     );
+    let mut json_recorder = Vec::new();
+    for mode in [Mode::Mhpscope, Mode::MhpscopeSkipHot] {
+        let runs: Vec<&RecorderCost> = recorder.iter().filter(|r| r.mode == mode).collect();
+        let Some(last) = runs.last() else { continue };
+        let mid = |f: fn(&RecorderCost) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(|r| f(r)).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (cpu, idle) = (mid(|r| r.cpu_ms), mid(|r| r.idle_ms));
+        println!(
+            "bench: {}: the recorder's own CPU, median: {cpu:.0} ms during a cycle, {idle:.0} ms idle for {} s before it; its probes in the last round:\n{}",
+            mode.name(),
+            SETTLE.as_secs(),
+            last.probes.trim_end()
+        );
+        json_recorder.push(json!({
+            "mode": mode.name(),
+            "cpu_ms": runs.iter().map(|r| r.cpu_ms).collect::<Vec<_>>(),
+            "idle_ms": runs.iter().map(|r| r.idle_ms).collect::<Vec<_>>(),
+            "probes_last_round": last.probes,
+        }));
+    }
     let path = out.join("bench.json");
     std::fs::write(
         &path,
         serde_json::to_string_pretty(&json!({
-            "kernel": release, "blocks": args.blocks, "rounds": args.rounds, "goal_ratio": goal, "modes": json_rows
+            "kernel": release, "blocks": args.blocks, "rounds": args.rounds, "goal_ratio": goal,
+            "modes": json_rows, "recorder": json_recorder,
         }))?,
     )?;
     println!("bench: figures in {}", path.display());
