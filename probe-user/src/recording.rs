@@ -460,6 +460,38 @@ mod tests {
     }
 
     #[test]
+    fn lines_longer_than_the_read_buffer_stream_alike() {
+        // A 16-byte buffer never holds a whole line: every line streams from the reader.
+        let text = good().replace('\n', "\n\n");
+        let mut r = Reader::new(io::BufReader::with_capacity(16, text.as_bytes()), "rec".into());
+        assert_eq!(r.header().unwrap(), header());
+        assert!(matches!(r.next_item().unwrap(), Some(Item::Event(e)) if e == event()));
+        assert!(matches!(r.next_item().unwrap(), Some(Item::Summary(s)) if s == summary()));
+        assert!(r.next_item().unwrap().is_none());
+
+        let spoiled = good().replacen("}\n", "} x\n", 1);
+        let mut r = Reader::new(io::BufReader::with_capacity(16, spoiled.as_bytes()), "rec".into());
+        let err = r.header().unwrap_err().to_string();
+        assert!(
+            err.contains("rec:1: not a valid recording line: trailing characters"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_type_may_come_anywhere_in_a_line() {
+        let line = serde_json::to_value(Line::Event(event())).unwrap();
+        let mut fields: Vec<(String, serde_json::Value)> =
+            line.as_object().unwrap().clone().into_iter().collect();
+        fields.rotate_left(1);
+        assert_ne!(fields[0].0, "type");
+        let moved: serde_json::Map<String, serde_json::Value> = fields.into_iter().collect();
+        let text = serde_json::to_string(&moved).unwrap();
+        assert!(!text.starts_with(r#"{"type""#), "{text}");
+        assert_eq!(serde_json::from_str::<Line>(&text).unwrap(), Line::Event(event()));
+    }
+
+    #[test]
     fn truncated_recording_names_the_last_line() {
         let text = good();
         let without_summary: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
