@@ -17,16 +17,22 @@ use crate::{
 
 /// Characters of a cell.
 const CELL: usize = 2;
+/// Beyond this many blocks one cell stands for several consecutive ones (the first of them
+/// drawn): a million-block host stays a map that scrolls, built in a millisecond.
+const MAX_CELLS: u64 = 1 << 16;
 
 pub fn body(ctx: &Ctx, width: usize) -> Body {
     let Some(doc) = ctx.doc else {
         return Body::waiting();
     };
     let blocks: Vec<&BlockDoc> = doc.blocks.iter().filter(|b| ctx.shows(b.node)).collect();
-    // One cell per block: a range repeats its cell.
+    // One cell per block (a range repeats its cell), or per `per_cell` blocks on a huge host.
+    let total: u64 = blocks.iter().map(|b| b.count).sum();
+    let per_cell = total.div_ceil(MAX_CELLS).max(1);
     let cells: Vec<(u64, &BlockDoc)> = blocks
         .iter()
         .flat_map(|b| b.ids().map(move |id| (id, *b)))
+        .step_by(per_cell as usize)
         .collect();
     let id_width = cells.last().map_or(1, |c| c.0.to_string().len());
     let per_row = (width.saturating_sub(id_width + 1) / CELL).max(1);
@@ -53,8 +59,12 @@ pub fn body(ctx: &Ctx, width: usize) -> Body {
         rows.extend(touched.iter().map(|b| detail(b)));
     }
     let hot_added: u64 = blocks.iter().filter(|b| b.hot_added).map(|b| b.count).sum();
+    let mut note = format!("{hot_added}/{total} hot-added");
+    if per_cell > 1 {
+        note.push_str(&format!(" · 1 cell = {per_cell} blocks"));
+    }
     Body {
-        note: format!("{hot_added}/{} hot-added", cells.len()),
+        note,
         header: None,
         rows,
         footer: legend(&blocks, width),

@@ -43,7 +43,7 @@ pub fn body(ctx: &Ctx) -> Body {
         rows.extend(findings.iter().map(|f| finding_row(f, ctx.start_ns())));
     }
     let header = format!(
-        "{:<10}{:<18}{:>8}{:>8}{:>8} {:<4}{:>6} {:<10}{:>4}",
+        "{:<10}{:<24}{:>11}{:>11}{:>11} {:<4}{:>6} {:<10}{:>4}",
         "zone", "span (pfn)", "spanned", "present", "managed", "cont", "chg", "slow-path", "find"
     );
     let mut note = format!("{} shown", zones.len());
@@ -89,7 +89,7 @@ fn zone_row(z: &ZoneDoc, findings: usize) -> Line<'static> {
         format!("{} {:.0}/s", z.slowpath_calls, z.slowpath_rate)
     };
     let text = format!(
-        "{:<10}{:<18}{:>8}{:>8}{:>8} {:<4}{:>6} {:<10}",
+        "{:<10}{:<24}{:>11}{:>11}{:>11} {:<4}{:>6} {:<10}",
         format!("{} {}", z.node, z.zone),
         span,
         z.spanned_pages,
