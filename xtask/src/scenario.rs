@@ -747,9 +747,7 @@ fn stop_recorder(c: &mut Ctx) -> Result<()> {
     c.sh("kill -INT $(cat /tmp/rec.pid)", 30)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let code = loop {
-        // Detaching a dozen trampolines under TCG patches kernel text again and again; once
-        // (6.12, qemu 10) the guest then left a shell command unanswered for over 30 s.
-        let out = c.sh("cat /tmp/rec.rc 2>/dev/null || echo RUNNING", 120)?;
+        let out = c.sh("cat /tmp/rec.rc 2>/dev/null || echo RUNNING", 30)?;
         if out.trim() != "RUNNING" {
             break out.trim().parse::<i32>().ok();
         }
