@@ -39,7 +39,8 @@ impl Guest {
         }
     }
 
-    /// Runs a shell command in the guest; returns its exit code and combined output.
+    /// Runs a shell command in the guest; returns its exit code and combined output. A guest
+    /// that stays silent past `timeout` gives `Unanswered`.
     pub fn run(&mut self, qemu: &mut Qemu, cmd: &str, timeout: Duration) -> Result<Output> {
         if cmd.contains('\n') {
             bail!("guest commands are single lines: {cmd:?}");
@@ -71,10 +72,11 @@ impl Guest {
                     qemu.ensure_running()
                         .with_context(|| format!("guest command `{cmd}`"))?;
                     if Instant::now() >= deadline {
-                        bail!(
-                            "guest command `{cmd}` did not finish within {} s",
-                            timeout.as_secs()
-                        );
+                        return Err(Unanswered {
+                            cmd: cmd.to_string(),
+                            secs: timeout.as_secs(),
+                        }
+                        .into());
                     }
                 }
             }
@@ -111,3 +113,23 @@ impl Guest {
         self.sock.send(format!("{} {cmd}\n", self.seq).as_bytes())
     }
 }
+
+/// The guest did not answer a command in time: its control channel or the guest itself is
+/// stuck, not a finding about mhpscope.
+#[derive(Debug)]
+pub struct Unanswered {
+    pub cmd: String,
+    pub secs: u64,
+}
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "guest command `{}` did not finish within {} s",
+            self.cmd, self.secs
+        )
+    }
+}
+
+impl std::error::Error for Unanswered {}

@@ -42,6 +42,9 @@ pub struct GroundTruth {
     pub probes_at_end: Option<String>,
     /// Set when the scenario failed.
     pub error: Option<String>,
+    /// Why the scenario was run a second time (a first guest stopped answering), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_after: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
