@@ -130,7 +130,6 @@ fn run_plan(
         let _ = std::fs::remove_file(out.join(a));
     }
     let nvdimm_file = out.join("nvdimm.img");
-    let _ = std::fs::remove_file(&nvdimm_file);
     let machine = Machine {
         memmap_on_memory: plan.memmap_on_memory,
         memoryless_node: plan.memoryless_node,
@@ -151,15 +150,19 @@ fn run_plan(
     };
 
     let fresh = truth.clone();
-    let mut result = boot_and_run(
-        &out,
-        &k.vmlinuz,
-        initrd,
-        &machine,
-        plan,
-        mhpscope.is_some(),
-        &mut truth,
-    );
+    let attempt = |truth: &mut GroundTruth| {
+        let _ = std::fs::remove_file(&nvdimm_file);
+        boot_and_run(
+            &out,
+            &k.vmlinuz,
+            initrd,
+            &machine,
+            plan,
+            mhpscope.is_some(),
+            truth,
+        )
+    };
+    let mut result = attempt(&mut truth);
     // Under TCG a guest has (rarely, on 6.12 with qemu 10) left its control channel silent
     // while the recorder detached its probes. That says nothing about mhpscope's output: boot
     // it once more, and say so. Any other failure, and every check, counts as it is.
@@ -172,16 +175,7 @@ fn run_plan(
             );
             truth = fresh;
             truth.retried_after = Some(why);
-            let _ = std::fs::remove_file(&nvdimm_file);
-            result = boot_and_run(
-                &out,
-                &k.vmlinuz,
-                initrd,
-                &machine,
-                plan,
-                mhpscope.is_some(),
-                &mut truth,
-            );
+            result = attempt(&mut truth);
         }
     }
     // The 1 GiB backing file is no artifact anyone needs.
