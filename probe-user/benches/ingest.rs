@@ -4,26 +4,15 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mhpscope::{
     decode::{decode, parse_raw},
-    kernel_btf::default_zone_names,
-    model::{Layout, Model},
-    probes::{ProbeStatus, PROBES},
-    synth::{Session, BLOCK_PAGES},
+    model::Model,
+    synth::{self, Session},
 };
 use probe_common::RawEvent;
 
 fn model() -> Model {
-    let mut m = Model::new(Layout {
-        zone_names: default_zone_names(),
-        page_size: 4096,
-        struct_page_size: 64,
-        block_size_bytes: BLOCK_PAGES << 12,
-    });
+    let mut m = Model::new(synth::layout());
     // As on 6.12: memmap_init_range and the page allocations traced themselves.
-    let probes: Vec<ProbeStatus> = PROBES
-        .iter()
-        .map(|s| ProbeStatus::attached(s, &s.alternatives[0], Vec::new()))
-        .collect();
-    m.set_probes(&probes);
+    m.set_probes(&synth::all_probes_attached());
     m
 }
 

@@ -323,18 +323,13 @@ mod tests {
     use super::*;
     use crate::{
         decode::{decode, parse_raw},
-        model::{BlockState, Layout, Model},
+        model::{BlockState, Model},
     };
 
     #[test]
     fn cycles_decode_and_leave_the_model_consistent() {
         let bytes = Session::new(2).bytes(4);
-        let mut m = Model::new(Layout {
-            zone_names: crate::kernel_btf::default_zone_names(),
-            page_size: 4096,
-            struct_page_size: 64,
-            block_size_bytes: BLOCK_PAGES << 12,
-        });
+        let mut m = Model::new(layout());
         for rec in bytes.chunks(RawEvent::SIZE) {
             m.ingest(&decode(&parse_raw(rec).unwrap()).unwrap());
         }
