@@ -15,7 +15,7 @@ use crate::{
     host::Host,
     kernel_btf::{self, KernelBtf, TypeFacts},
     model::ProbeCost,
-    probes::{Attempt, Method, ProbeSpec, ProbeStatus, Way, ADD_PAGES, PROBES},
+    probes::{off_by_default, Attempt, Method, ProbeSpec, ProbeStatus, Way, ADD_PAGES, PROBES},
 };
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mhpscope.bpf.o"));
@@ -29,6 +29,8 @@ pub struct Options {
     pub avoid: Vec<Method>,
     /// Probes left out by name.
     pub skip: Vec<String>,
+    /// Probes that are off by default (`probes::OFF_BY_DEFAULT`) turned on by name.
+    pub with: Vec<String>,
 }
 
 /// Loaded programs and the maps userspace reads. Dropping it detaches everything.
@@ -190,6 +192,14 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
             probes.push(ProbeStatus::failed(
                 spec,
                 format!("left out (--skip {})", spec.name),
+                Vec::new(),
+            ));
+            continue;
+        }
+        if let Some(why) = off_by_default(spec.name).filter(|_| !opts.with.iter().any(|w| w == spec.name)) {
+            probes.push(ProbeStatus::failed(
+                spec,
+                format!("off by default: {why} (--with {} turns it on)", spec.name),
                 Vec::new(),
             ));
             continue;

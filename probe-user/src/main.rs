@@ -18,11 +18,15 @@ struct Cli {
     /// caller): shows and tests the fallbacks.
     #[arg(long, global = true, value_delimiter = ',', value_parser = parse_method)]
     avoid: Vec<Method>,
-    /// Leave these probes out (names as `mhpscope probes` lists them), e.g.
-    /// `pageblock_pfn_to_page,mm_page_alloc`: the two that run on hot paths (compaction, every
-    /// page allocation), for the lowest cost on a busy host.
+    /// Leave these probes out (names as `mhpscope probes` lists them), e.g. `mm_page_alloc`
+    /// (it runs on every page allocation) for the lowest cost on a busy host.
     #[arg(long, global = true, value_delimiter = ',', value_parser = parse_probe)]
     skip: Vec<String>,
+    /// Turn on probes that are off by default because they run on a hot path:
+    /// `pageblock_pfn_to_page` counts slow-path calls per zone (the cost of a zone that is
+    /// not contiguous), at about 9% of an online/offline cycle (BENCHMARKS.md).
+    #[arg(long, global = true, value_delimiter = ',', value_parser = parse_off_by_default)]
+    with: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -121,6 +125,18 @@ fn parse_probe(name: &str) -> Result<String, String> {
     }
 }
 
+fn parse_off_by_default(name: &str) -> Result<String, String> {
+    let probe = parse_probe(name)?;
+    if mhpscope::probes::off_by_default(&probe).is_some() {
+        return Ok(probe);
+    }
+    let names: Vec<&str> = mhpscope::probes::OFF_BY_DEFAULT.iter().map(|(n, _)| *n).collect();
+    Err(format!(
+        "{name:?} is on by default; --with takes those that are not: {}",
+        names.join(", ")
+    ))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.verbose {
@@ -140,6 +156,7 @@ fn main() -> ExitCode {
             let opts = Options {
                 avoid: cli.avoid,
                 skip: cli.skip,
+                with: cli.with,
             };
             rt.block_on(async {
                 match cli.command {

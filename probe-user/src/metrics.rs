@@ -371,7 +371,8 @@ fn write_zones(model: &Model, enc: &mut DescriptorEncoder) -> fmt::Result {
         "Slow-path __pageblock_pfn_to_page calls (the zone is not contiguous): compaction and \
          isolation pay for them",
         None,
-        per_zone(&|z| Some(z.slowpath_calls())),
+        // Not exported at all when not counted: no series rather than a false 0.
+        per_zone(&|z| model.slowpath_counted.then(|| z.slowpath_calls())),
     )?;
 
     let mut findings: BTreeMap<(ZoneId, &str), u64> = BTreeMap::new();
@@ -798,10 +799,11 @@ mod tests {
                     get("mhpscope_zone_contiguity_changes_total"),
                     z.contiguity_changes.len() as f64
                 );
-                assert_eq!(
-                    get("mhpscope_pageblock_slowpath_calls_total"),
-                    z.slowpath_calls as f64
-                );
+                let slowpath = m.iter().find(|s| {
+                    s.name == "mhpscope_pageblock_slowpath_calls_total"
+                        && want.iter().all(|(k, v)| s.labels[*k] == *v)
+                });
+                assert_eq!(slowpath.map(|s| s.value as u64), z.slowpath_calls, "{f} {want:?}");
             }
             assert_eq!(
                 sum(&m, "mhpscope_span_findings_total", &[]),

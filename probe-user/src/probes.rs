@@ -192,6 +192,25 @@ macro_rules! pair {
 }
 
 pub const ADD_PAGES: &str = "__add_pages";
+pub const PAGEBLOCK_PFN_TO_PAGE: &str = "pageblock_pfn_to_page";
+
+/// Probes left out unless `--with` names them, and why: they run on a hot path whatever the
+/// hotplug activity. The slow-path counter runs once per pageblock of the zone at every
+/// online and offline (`set_zone_contiguous` checks them all), and on every compaction step
+/// in a zone that is not contiguous: 9% of an online/offline cycle in the lab's bench
+/// (BENCHMARKS.md), where the rest of mhpscope costs under 1%.
+pub const OFF_BY_DEFAULT: &[(&str, &str)] = &[(
+    PAGEBLOCK_PFN_TO_PAGE,
+    "runs once per pageblock at every online and offline, and on compaction's hot path",
+)];
+
+/// Why `name` is off unless asked for, if it is.
+pub fn off_by_default(name: &str) -> Option<&'static str> {
+    OFF_BY_DEFAULT
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, why)| *why)
+}
 pub const MEMMAP_INIT_RANGE: &str = "memmap_init_range";
 pub const MEMMAP_INIT_ZONE_DEVICE: &str = "memmap_init_zone_device";
 
@@ -297,7 +316,7 @@ pub const PROBES: &[ProbeSpec] = &[
         alternatives: pair!("set_zone_contiguous", "set_zone_contiguous"),
     },
     ProbeSpec {
-        name: "pageblock_pfn_to_page",
+        name: PAGEBLOCK_PFN_TO_PAGE,
         needs: &[
             "zone.zone_pgdat",
             "zone (size)",
@@ -437,5 +456,15 @@ mod tests {
             assert!(spec.alternatives[0].loses.is_empty());
             assert!(spec.alternatives[1..].iter().all(|a| !a.loses.is_empty()));
         }
+    }
+
+    #[test]
+    fn probes_off_by_default_exist_and_say_why() {
+        for (name, why) in OFF_BY_DEFAULT {
+            assert!(PROBES.iter().any(|p| p.name == *name), "{name}");
+            assert!(!why.is_empty());
+        }
+        assert!(off_by_default(PAGEBLOCK_PFN_TO_PAGE).is_some());
+        assert!(off_by_default("online_pages").is_none());
     }
 }

@@ -320,9 +320,9 @@ pub struct ZoneDoc {
     pub contiguity_checks: DurationSummary,
     pub span_changes: Vec<SpanChange>,
     pub contiguity_changes: Vec<ContiguityChange>,
-    /// Slow-path `__pageblock_pfn_to_page` calls while tracing, and calls per second over the
-    /// last sample interval and at peak.
-    pub slowpath_calls: u64,
+    /// Slow-path `__pageblock_pfn_to_page` calls while tracing; null when they were not
+    /// counted (the probe is off unless `--with pageblock_pfn_to_page`).
+    pub slowpath_calls: Option<u64>,
     /// Calls per second over the last sample interval.
     pub slowpath_rate: f64,
     /// Calls per second at peak.
@@ -493,7 +493,7 @@ impl Document {
                         contiguity_checks: z.contiguity_checks.summary(),
                         span_changes: z.span_changes.clone(),
                         contiguity_changes: z.contiguity_changes.clone(),
-                        slowpath_calls: z.slowpath_calls(),
+                        slowpath_calls: model.slowpath_counted.then(|| z.slowpath_calls()),
                         slowpath_rate,
                         slowpath_peak_rate,
                     }
@@ -963,13 +963,10 @@ impl Document {
                     .map_or("?".into(), |c| if c { "yes" } else { "no" }.to_string()),
                 z.span_changes.len().to_string(),
                 z.contiguity_changes.len().to_string(),
-                if z.slowpath_calls == 0 {
-                    "0".into()
-                } else {
-                    format!(
-                        "{} ({:.0}/{:.0})",
-                        z.slowpath_calls, z.slowpath_rate, z.slowpath_peak_rate
-                    )
+                match z.slowpath_calls {
+                    None => "not counted".into(),
+                    Some(0) => "0".into(),
+                    Some(calls) => format!("{calls} ({:.0}/{:.0})", z.slowpath_rate, z.slowpath_peak_rate),
                 },
             ]);
         }

@@ -293,3 +293,43 @@ fn probes_explains_every_probe() {
         "{text}"
     );
 }
+
+/// The contiguity-cost counter is off unless asked for, says so and how to turn it on; `--with`
+/// takes only probes that are off by default.
+#[test]
+fn hot_path_counter_is_off_unless_asked_for() {
+    let out = mhpscope(&["probes", "--json"]);
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counter = |doc: &serde_json::Value| {
+        doc["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "pageblock_pfn_to_page")
+            .cloned()
+            .unwrap()
+    };
+    let off = counter(&doc);
+    assert_eq!(off["attached"], false);
+    let why = off["reason"].as_str().unwrap();
+    assert!(
+        why.contains("off by default") && why.contains("--with pageblock_pfn_to_page"),
+        "{why}"
+    );
+
+    let out = mhpscope(&["--with", "pageblock_pfn_to_page", "probes", "--json"]);
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let asked = counter(&doc);
+    // Asked for, it is tried like any other probe (here it may not attach, but not for that).
+    assert!(
+        !asked["reason"].as_str().unwrap_or("").contains("off by default"),
+        "{asked}"
+    );
+
+    let out = mhpscope(&["--with", "online_pages", "probes"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("on by default"), "{err}");
+}

@@ -224,8 +224,9 @@ pub struct Zone {
     pub span_changes: Vec<SpanChange>,
     #[serde(default)]
     pub contiguity_changes: Vec<serde_json::Value>,
+    /// Null when not counted (the probe is off unless `--with pageblock_pfn_to_page`).
     #[serde(default)]
-    pub slowpath_calls: u64,
+    pub slowpath_calls: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -413,7 +413,7 @@ pub fn run(c: &mut Ctx) -> Result<()> {
             &format!("tmux new-session -d -x {TOP_COLS} -y {TOP_ROWS} 'mhpscope top'; wait for its first screen"),
             |c| {
                 c.sh(
-                    &format!("tmux -u new-session -d -s top -x {TOP_COLS} -y {TOP_ROWS} '{MHPSCOPE} top 2>/tmp/top.err; echo mhpscope top exited $?; sleep 3600'"),
+                    &format!("tmux -u new-session -d -s top -x {TOP_COLS} -y {TOP_ROWS} '{MHPSCOPE} {WITH_ALL} top 2>/tmp/top.err; echo mhpscope top exited $?; sleep 3600'"),
                     30,
                 )?;
                 c.capture_top("start-top", |screen| screen.contains("Probes"))
@@ -670,13 +670,17 @@ impl Ctx<'_> {
     }
 }
 
+/// The lab watches with every probe, those off by default included (the contiguity-cost
+/// counter): the checks compare all of them with the ground truth.
+const WITH_ALL: &str = "--with pageblock_pfn_to_page";
+
 fn start_recorder(c: &mut Ctx) -> Result<()> {
     // The subshell leaves /tmp/rec.rc behind when mhpscope exits: a zombie-proof exit signal.
     // ash starts background jobs with SIGINT ignored; `trap - INT` restores the default so the
     // later `kill -INT` reaches mhpscope as it would from a terminal.
     c.sh(
         &format!(
-            "rm -f /tmp/rec.*; ( sh -c 'trap - INT; echo $$ > /tmp/rec.pid; exec {MHPSCOPE} record -o /tmp/rec.ndjson' >/tmp/rec.log 2>&1; echo $? > /tmp/rec.rc ) >/dev/null 2>&1 &"
+            "rm -f /tmp/rec.*; ( sh -c 'trap - INT; echo $$ > /tmp/rec.pid; exec {MHPSCOPE} {WITH_ALL} record -o /tmp/rec.ndjson' >/tmp/rec.log 2>&1; echo $? > /tmp/rec.rc ) >/dev/null 2>&1 &"
         ),
         30,
     )?;
@@ -731,7 +735,7 @@ fn start_recorder(c: &mut Ctx) -> Result<()> {
         )?;
         println!("lab:        streaming the recording over {STREAM_TTY}");
     }
-    let probes = c.sh_rc(&format!("{MHPSCOPE} probes"), 180)?;
+    let probes = c.sh_rc(&format!("{MHPSCOPE} {WITH_ALL} probes"), 180)?;
     std::fs::write(c.out_dir.join("probes.txt"), &probes.text)?;
     if probes.rc != 0 {
         println!("lab:        warning: `mhpscope probes` exited {}", probes.rc);
@@ -741,7 +745,7 @@ fn start_recorder(c: &mut Ctx) -> Result<()> {
 
 fn stop_recorder(c: &mut Ctx) -> Result<()> {
     // While the recorder still runs: `probes` shows its programs' run-time statistics.
-    let probes = c.sh_rc(&format!("{MHPSCOPE} probes"), 180)?;
+    let probes = c.sh_rc(&format!("{MHPSCOPE} {WITH_ALL} probes"), 180)?;
     std::fs::write(c.out_dir.join("probes-end.txt"), &probes.text)?;
     c.truth.probes_at_end = Some(probes.text);
     c.sh("kill -INT $(cat /tmp/rec.pid)", 30)?;

@@ -353,6 +353,9 @@ pub struct Model {
     exact_device_init: bool,
     /// Whether kmem:mm_page_alloc was traced (memmap placement is then measured, not computed).
     allocs_traced: bool,
+    /// Whether slow-path `__pageblock_pfn_to_page` calls are counted (the probe is off by
+    /// default): without it, a zone's 0 calls means "not counted", not "none".
+    pub slowpath_counted: bool,
     checker: SpanChecker,
     /// Allocations of `__add_pages` calls still running, by (node, first pfn).
     open_allocs: BTreeMap<(i32, u64), MemmapAllocs>,
@@ -377,6 +380,7 @@ impl Model {
             exact_ram_init: false,
             exact_device_init: false,
             allocs_traced: false,
+            slowpath_counted: false,
             checker: SpanChecker::new(span_checks::X86_64_SUBSECTION_PAGES),
             open_allocs: BTreeMap::new(),
         }
@@ -391,6 +395,9 @@ impl Model {
             && probes
                 .iter()
                 .any(|p| p.name == crate::probes::ADD_PAGES && p.attached);
+        self.slowpath_counted = probes
+            .iter()
+            .any(|p| p.name == crate::probes::PAGEBLOCK_PFN_TO_PAGE && p.attached);
     }
 
     /// Seeds blocks, nodes and zones from the static picture taken at start-up.
@@ -683,6 +690,7 @@ impl Model {
                     .insert(probe.clone(), ProbeCost { runs, run_time_ns });
             }
             Op::SlowPathSample { zone, calls } => {
+                self.slowpath_counted = true;
                 self.zones
                     .entry(zone)
                     .or_default()

@@ -412,3 +412,30 @@ fn layout_block_arithmetic() {
     assert_eq!(l.zone_index("Movable"), Some(3));
     assert_eq!(l.zone_name(9), "zone9");
 }
+
+#[test]
+fn slow_path_calls_count_only_when_the_counter_runs() {
+    use crate::probes::{ProbeStatus, PAGEBLOCK_PFN_TO_PAGE, PROBES};
+    let spec = PROBES.iter().find(|p| p.name == PAGEBLOCK_PFN_TO_PAGE).unwrap();
+    let mut m = Model::new(layout());
+    m.set_probes(&[ProbeStatus::failed(spec, "off by default", Vec::new())]);
+    assert!(
+        !m.slowpath_counted,
+        "left out: its zones' 0 calls mean 'not counted'"
+    );
+    m.set_probes(&[ProbeStatus::attached(spec, &spec.alternatives[0], Vec::new())]);
+    assert!(m.slowpath_counted);
+
+    // A recording made without a probe list still counts once samples arrive.
+    let mut s = Seq::new();
+    s.push(
+        0,
+        Op::SlowPathSample {
+            zone: MOVABLE,
+            calls: 7,
+        },
+    );
+    let m = model_of(&s.events);
+    assert!(m.slowpath_counted);
+    assert_eq!(m.zones.get(&MOVABLE).map(|z| z.slowpath_calls()), Some(7));
+}

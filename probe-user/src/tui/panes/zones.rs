@@ -68,7 +68,7 @@ fn idle(z: &ZoneDoc) -> bool {
         && z.present_pages.unwrap_or(0) == 0
         && z.span_changes.is_empty()
         && z.contiguity_changes.is_empty()
-        && z.slowpath_calls == 0
+        && z.slowpath_calls.unwrap_or(0) == 0
 }
 
 fn zone_row(z: &ZoneDoc, findings: usize) -> Line<'static> {
@@ -83,10 +83,10 @@ fn zone_row(z: &ZoneDoc, findings: usize) -> Line<'static> {
         Some(false) => "no",
         None => "?",
     };
-    let slowpath = if z.slowpath_calls == 0 {
-        "0".to_string()
-    } else {
-        format!("{} {:.0}/s", z.slowpath_calls, z.slowpath_rate)
+    let slowpath = match z.slowpath_calls {
+        None => "off".to_string(),
+        Some(0) => "0".to_string(),
+        Some(calls) => format!("{calls} {:.0}/s", z.slowpath_rate),
     };
     let text = format!(
         "{:<10}{:<24}{:>11}{:>11}{:>11} {:<4}{:>6} {:<10}",
