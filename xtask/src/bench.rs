@@ -1,8 +1,10 @@
 //! `cargo xtask bench`: what mhpscope costs the path it watches. In a guest (software emulation:
 //! ratios only, never absolute times), onlines then offlines the same blocks again and again,
-//! alternating, round by round, between no tracing, `mhpscope record` attached, and the
-//! kernel's function_graph tracer filtered to the same hotplug functions (what a user would
-//! reach for today). Prints the median of each and its ratio to no tracing.
+//! alternating, round by round, between no tracing, `mhpscope record` attached (as shipped, and
+//! with its contiguity-cost counter on), and the kernel's function_graph tracer filtered to the
+//! same functions (what a user would reach for today). The guest's clock counts instructions
+//! (`-icount`), so that the emulator's speed does not show in its time. Prints the median time
+//! of each mode and the median of its per-round ratio to no tracing.
 
 use crate::guest::Guest;
 use crate::initramfs::MHPSCOPE;
@@ -19,40 +21,63 @@ pub struct BenchArgs {
     #[arg(long, default_value = kernel::DEFAULT)]
     pub kernel: String,
     /// Rounds; each measures every mode once, in a rotating order.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Online/offline cycles per measurement. Several, so that the recorder's periodic work
+    /// (a drain every 250 ms) falls into every measurement in proportion, instead of landing
+    /// in some and missing others by chance of phase.
+    #[arg(long, default_value_t = 4)]
+    pub cycles: u32,
     /// Memory blocks (128 MiB each) onlined and offlined per measurement.
     #[arg(long, default_value_t = 16)]
     pub blocks: u64,
+    /// Time by wall clock instead of by instruction count (`-icount`): the emulator's speed
+    /// then shows in the guest's time.
+    #[arg(long)]
+    pub wall_clock: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Untraced,
+    /// As shipped: the contiguity-cost counter (`pageblock_pfn_to_page`) is off by default.
     Mhpscope,
-    /// Without the two probes on hot paths (every page allocation, every slow-path
-    /// `__pageblock_pfn_to_page`): what the hotplug functions' probes alone cost.
-    MhpscopeSkipHot,
+    /// With the counter on: it runs once per pageblock of the zone at every online and offline.
+    MhpscopeWithCounter,
+    /// Without `kmem:mm_page_alloc` (every page allocation): the same functions as
+    /// `FunctionGraph` watches, and nothing else.
+    MhpscopeSkipPageAlloc,
+    /// Filtered to the functions mhpscope traces by default on this path.
     FunctionGraph,
+    /// The same and `__pageblock_pfn_to_page`, as `MhpscopeWithCounter`.
+    FunctionGraphWithCounter,
 }
 
-const MODES: [Mode; 4] = [
+const MODES: [Mode; 6] = [
     Mode::Untraced,
     Mode::Mhpscope,
-    Mode::MhpscopeSkipHot,
+    Mode::MhpscopeWithCounter,
+    Mode::MhpscopeSkipPageAlloc,
     Mode::FunctionGraph,
+    Mode::FunctionGraphWithCounter,
 ];
 
-/// `--skip` for `Mode::MhpscopeSkipHot`.
-const HOT_PROBES: &str = "pageblock_pfn_to_page,mm_page_alloc";
+/// `--with` for `Mode::MhpscopeWithCounter`.
+const COUNTER: &str = "pageblock_pfn_to_page";
+/// The function it counts.
+const COUNTED: &str = "__pageblock_pfn_to_page";
+/// `--skip` for `Mode::MhpscopeSkipPageAlloc`.
+const PAGE_ALLOC: &str = "mm_page_alloc";
 
 impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Untraced => "no tracing",
             Mode::Mhpscope => "mhpscope record",
-            Mode::MhpscopeSkipHot => "mhpscope --skip",
+            Mode::MhpscopeWithCounter => "mhpscope --with",
+            Mode::MhpscopeSkipPageAlloc => "mhpscope --skip",
             Mode::FunctionGraph => "function_graph",
+            Mode::FunctionGraphWithCounter => "function_graph+",
         }
     }
 }
@@ -66,7 +91,7 @@ const FUNCTIONS: &[&str] = &[
     "remove_pfn_range_from_zone",
     "set_zone_contiguous",
     "mhp_init_memmap_on_memory",
-    "__pageblock_pfn_to_page",
+    COUNTED,
 ];
 
 const TRACING: &str = "/sys/kernel/tracing";
@@ -75,8 +100,8 @@ const NOW: &str = "awk '/^now at/ {print $3; exit}' /proc/timer_list";
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     anyhow::ensure!(
-        args.rounds >= 1 && args.blocks >= 1,
-        "--rounds and --blocks must be positive"
+        args.rounds >= 1 && args.blocks >= 1 && args.cycles >= 1,
+        "--rounds, --blocks and --cycles must be positive"
     );
     let spec = kernel::lookup(&args.kernel)?;
     setup::run()?;
@@ -86,7 +111,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&out)?;
     let initrd = initramfs::build(&out.join("work"), Some(&bin), None, false)?;
     let sock_dir = std::env::temp_dir().join(format!("mhpscope-bench-{}", std::process::id()));
-    let machine = Machine::default();
+    let machine = Machine {
+        icount: !args.wall_clock,
+        ..Machine::default()
+    };
     let cfg = QemuConfig {
         kernel: &k.vmlinuz,
         initrd: &initrd,
@@ -106,6 +134,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             guest: &mut guest,
             qemu: &mut qemu,
             recorder: Vec::new(),
+            cycles: args.cycles,
         };
         let release = g.sh("uname -r", 30)?;
         let clock = g.sh(
@@ -124,7 +153,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
         let mut samples: Vec<(Mode, Vec<u64>)> = MODES.iter().map(|&m| (m, Vec::new())).collect();
         // A first cycle warms caches and page tables; it is not measured.
-        g.cycle(&blocks)?;
+        g.cycle(&blocks, 1)?;
         for round in 0..args.rounds {
             let mut line = format!("bench: round {}/{}:", round + 1, args.rounds);
             for i in 0..MODES.len() {
@@ -147,6 +176,8 @@ struct Bench<'a> {
     qemu: &'a mut Qemu,
     /// Per measurement under mhpscope: what the recorder cost besides the probes.
     recorder: Vec<RecorderCost>,
+    /// Cycles per measurement.
+    cycles: u32,
 }
 
 /// The recorder's side of one measurement: its own CPU time during the cycle, and its probes'
@@ -161,8 +192,10 @@ struct RecorderCost {
 
 const SETTLE: Duration = Duration::from_secs(2);
 
-/// utime + stime of the recorder, in clock ticks (USER_HZ = 100).
-const RECORDER_TICKS: &str = "awk '{print $14 + $15}' /proc/$(cat /tmp/bench.pid)/stat";
+/// The recorder's time on a CPU so far, in ns, over all its threads (schedstat: finer than
+/// utime + stime's 10 ms ticks).
+const RECORDER_CPU_NS: &str =
+    "cat /proc/$(cat /tmp/bench.pid)/task/*/schedstat | awk '{s += $1} END {printf \"%d\\n\", s}'";
 
 impl Bench<'_> {
     fn sh(&mut self, cmd: &str, timeout_s: u64) -> Result<String> {
@@ -218,42 +251,60 @@ impl Bench<'_> {
         Ok(out)
     }
 
-    /// Onlines every block (movable), then offlines them; the guest's time for it, in ns.
-    /// `measure` runs it twice per mode and times the second: attaching patches kernel text,
-    /// and the emulator's first pass over patched or freshly JIT-compiled code is not the
-    /// steady cost of watching (under TCG it dominated a single cycle).
-    fn cycle(&mut self, blocks: &[u64]) -> Result<u64> {
+    /// Onlines every block (movable), then offlines them, `times` times; the guest's time for
+    /// one cycle, in ns (the mean).
+    fn cycle(&mut self, blocks: &[u64], times: u32) -> Result<u64> {
         let list: Vec<String> = blocks.iter().map(u64::to_string).collect();
         let list = list.join(" ");
         let script = format!(
             "cd /sys/devices/system/memory; s=$({NOW}); \
+             for i in $(seq {times}); do \
              for b in {list}; do echo online_movable > memory$b/state || exit 1; done; \
              for b in {list}; do echo offline > memory$b/state || exit 1; done; \
-             e=$({NOW}); echo $((e - s))"
+             done; e=$({NOW}); echo $((e - s))"
         );
-        let out = self.sh(&script, 300)?;
-        out.trim()
+        let out = self.sh(&script, 300 * times as u64)?;
+        let total: u64 = out
+            .trim()
             .lines()
             .last()
             .and_then(|l| l.trim().parse().ok())
-            .with_context(|| format!("cycle timing: {out:?}"))
+            .with_context(|| format!("cycle timing: {out:?}"))?;
+        Ok(total / times as u64)
+    }
+
+    /// A cycle that is not measured, then the measured ones. Attaching patches kernel text,
+    /// and the emulator's first pass over patched or freshly JIT-compiled code is not the
+    /// steady cost of watching (under TCG it dominated a single cycle).
+    fn warm_then_time(&mut self, blocks: &[u64]) -> Result<u64> {
+        self.cycle(blocks, 1)?;
+        self.timed(blocks)
+    }
+
+    fn timed(&mut self, blocks: &[u64]) -> Result<u64> {
+        self.cycle(blocks, self.cycles)
+    }
+
+    /// Leaves the guest quiet for `SETTLE` of its own time. The previous mode's teardown
+    /// (freeing trampolines waits for RCU-tasks grace periods, ftrace restores kernel text) goes
+    /// on in the background for a while and must not land in the next measurement.
+    fn settle(&mut self) -> Result<()> {
+        self.sh(&format!("sleep {}", SETTLE.as_secs()), 30).map(|_| ())
     }
 
     fn measure(&mut self, mode: Mode, blocks: &[u64], functions: &[&str]) -> Result<u64> {
+        self.settle()?;
         match mode {
-            Mode::Untraced => {
-                self.cycle(blocks)?;
-                self.cycle(blocks)
-            }
-            Mode::Mhpscope | Mode::MhpscopeSkipHot => {
-                let skip = if mode == Mode::MhpscopeSkipHot {
-                    format!("--skip {HOT_PROBES}")
-                } else {
-                    String::new()
+            Mode::Untraced => self.warm_then_time(blocks),
+            Mode::Mhpscope | Mode::MhpscopeWithCounter | Mode::MhpscopeSkipPageAlloc => {
+                let flags = match mode {
+                    Mode::MhpscopeWithCounter => format!("--with {COUNTER}"),
+                    Mode::MhpscopeSkipPageAlloc => format!("--skip {PAGE_ALLOC}"),
+                    _ => String::new(),
                 };
                 self.sh(
                     &format!(
-                        "rm -f /tmp/bench.*; ( {MHPSCOPE} {skip} record -o /tmp/bench.ndjson >/tmp/bench.log 2>&1 & echo $! > /tmp/bench.pid )"
+                        "rm -f /tmp/bench.*; ( {MHPSCOPE} {flags} record -o /tmp/bench.ndjson >/tmp/bench.log 2>&1 & echo $! > /tmp/bench.pid )"
                     ),
                     30,
                 )?;
@@ -270,23 +321,25 @@ impl Bench<'_> {
                     }
                     std::thread::sleep(Duration::from_millis(300));
                 }
-                let ticks = |g: &mut Self| -> Result<f64> {
-                    let t = g.sh(RECORDER_TICKS, 30)?;
-                    t.trim()
+                let cpu_ms = |g: &mut Self| -> Result<f64> {
+                    let t = g.sh(RECORDER_CPU_NS, 30)?;
+                    let ns: f64 = t
+                        .trim()
                         .parse()
-                        .with_context(|| format!("recorder CPU ticks: {t:?}"))
+                        .with_context(|| format!("recorder CPU time: {t:?}"))?;
+                    Ok(ns / 1e6)
                 };
                 // Start-up work that outlives the header (the first samples) is not the cost
                 // of watching: let it settle, and measure what the recorder burns idle.
-                let attached = ticks(self)?;
-                std::thread::sleep(SETTLE);
-                let idle_ms = (ticks(self)? - attached) * 10.0;
-                self.cycle(blocks)?;
-                let before = ticks(self)?;
-                let ns = self.cycle(blocks);
-                let cpu_ms = (ticks(self)? - before) * 10.0;
+                let attached = cpu_ms(self)?;
+                self.settle()?;
+                let idle_ms = cpu_ms(self)? - attached;
+                self.cycle(blocks, 1)?;
+                let before = cpu_ms(self)?;
+                let ns = self.timed(blocks);
+                let cpu_ms = (cpu_ms(self)? - before) / self.cycles as f64;
                 let probes = self.sh(
-                    &format!("{MHPSCOPE} probes 2>&1 | sed -n '/[Ss]elf-cost/,$p'"),
+                    &format!("{MHPSCOPE} {flags} probes 2>&1 | sed -n '/[Ss]elf-cost/,$p'"),
                     120,
                 )?;
                 self.recorder.push(RecorderCost {
@@ -306,7 +359,12 @@ impl Bench<'_> {
                 );
                 ns
             }
-            Mode::FunctionGraph => {
+            Mode::FunctionGraph | Mode::FunctionGraphWithCounter => {
+                let functions: Vec<&str> = functions
+                    .iter()
+                    .copied()
+                    .filter(|f| mode == Mode::FunctionGraphWithCounter || *f != COUNTED)
+                    .collect();
                 self.sh(
                     &format!(
                         "cd {TRACING} && echo 0 > tracing_on && echo > trace && echo '{}' > set_ftrace_filter \
@@ -315,8 +373,7 @@ impl Bench<'_> {
                     ),
                     30,
                 )?;
-                self.cycle(blocks)?;
-                let ns = self.cycle(blocks);
+                let ns = self.warm_then_time(blocks);
                 self.sh(
                     &format!("cd {TRACING} && echo 0 > tracing_on && echo nop > current_tracer && echo > set_ftrace_filter"),
                     30,
@@ -333,6 +390,29 @@ fn median(v: &[u64]) -> u64 {
     s[s.len() / 2]
 }
 
+fn median_f(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
+/// Each round's time of `mode` over that same round's untraced time: pairing within a round
+/// cancels drift between rounds.
+fn paired_ratios(samples: &[(Mode, Vec<u64>)], mode: Mode) -> Vec<f64> {
+    let of = |m: Mode| {
+        &samples
+            .iter()
+            .find(|(x, _)| *x == m)
+            .expect("every mode measured")
+            .1
+    };
+    of(mode)
+        .iter()
+        .zip(of(Mode::Untraced))
+        .map(|(&t, &base)| t as f64 / base as f64)
+        .collect()
+}
+
 fn report(
     samples: &[(Mode, Vec<u64>)],
     args: &BenchArgs,
@@ -340,42 +420,55 @@ fn report(
     out: &std::path::Path,
     recorder: &[RecorderCost],
 ) -> Result<()> {
-    let base = median(&samples[0].1) as f64;
+    let timing = if args.wall_clock {
+        "wall clock (TCG)"
+    } else {
+        "instruction count (-icount: 1 ns per guest instruction)"
+    };
     println!(
-        "\nbench: online then offline {} blocks in a {release} guest (TCG), {} rounds; median guest time, ratio to no tracing",
-        args.blocks, args.rounds
+        "\nbench: online then offline {} blocks, {} times per measurement, in a {release} guest, {} rounds, timed by {timing}; median guest time per cycle, and median of each round's ratio to no tracing",
+        args.blocks, args.cycles, args.rounds
     );
     let mut json_rows = Vec::new();
     for (mode, v) in samples {
+        let ratios = paired_ratios(samples, *mode);
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
         let m = median(v);
-        let ratio = m as f64 / base;
+        let ratio = median_f(&ratios);
         println!(
-            "bench:   {:<16} {:>9.1} ms   x{ratio:.3}",
+            "bench:   {:<16} {:>9.2} ms   x{ratio:.3}   (rounds: x{lo:.3} to x{hi:.3})",
             mode.name(),
             m as f64 / 1e6
         );
-        json_rows.push(json!({"mode": mode.name(), "median_ns": m, "ratio": ratio, "samples_ns": v}));
+        json_rows.push(
+            json!({"mode": mode.name(), "median_ns": m, "ratio": ratio, "ratios": ratios, "samples_ns": v}),
+        );
     }
     let goal = 1.02;
-    let ratio = |mode: Mode| {
-        let v = &samples
-            .iter()
-            .find(|(m, _)| *m == mode)
-            .expect("every mode measured")
-            .1;
-        median(v) as f64 / base
-    };
-    let (mh, lean, fg) = (
+    let ratio = |mode: Mode| median_f(&paired_ratios(samples, mode));
+    let (mh, with, lean, fg, fg_with) = (
         ratio(Mode::Mhpscope),
-        ratio(Mode::MhpscopeSkipHot),
+        ratio(Mode::MhpscopeWithCounter),
+        ratio(Mode::MhpscopeSkipPageAlloc),
         ratio(Mode::FunctionGraph),
+        ratio(Mode::FunctionGraphWithCounter),
     );
+    let cmp = |a: f64, b: f64| if a <= b { "at or below" } else { "above" };
     println!(
-        "bench: mhpscope x{mh:.3} (goal <= {goal}), x{lean:.3} with --skip {HOT_PROBES}; function_graph x{fg:.3}; mhpscope {} function_graph",
-        if mh <= fg { "at or below" } else { "above" }
+        "bench: mhpscope x{mh:.3} (goal <= {goal}: {}), {} function_graph x{fg:.3}; on the same functions only (--skip {PAGE_ALLOC}) x{lean:.3}, {} function_graph; with --with {COUNTER} x{with:.3}, {} function_graph+ x{fg_with:.3}",
+        if mh <= goal { "met" } else { "not met" },
+        cmp(mh, fg),
+        cmp(lean, fg),
+        cmp(with, fg_with),
     );
     let mut json_recorder = Vec::new();
-    for mode in [Mode::Mhpscope, Mode::MhpscopeSkipHot] {
+    for mode in [
+        Mode::Mhpscope,
+        Mode::MhpscopeWithCounter,
+        Mode::MhpscopeSkipPageAlloc,
+    ] {
         let runs: Vec<&RecorderCost> = recorder.iter().filter(|r| r.mode == mode).collect();
         let Some(last) = runs.last() else { continue };
         let mid = |f: fn(&RecorderCost) -> f64| {
@@ -385,7 +478,7 @@ fn report(
         };
         let (cpu, idle) = (mid(|r| r.cpu_ms), mid(|r| r.idle_ms));
         println!(
-            "bench: {}: the recorder's own CPU, median: {cpu:.0} ms during a cycle, {idle:.0} ms idle for {} s before it; its probes over the last round (warm-up and measured cycle):\n{}",
+            "bench: {}: the recorder's own CPU, median: {cpu:.2} ms during a cycle, {idle:.2} ms idle for {} s before it; its probes over the last round (warm-up and measured cycle):\n{}",
             mode.name(),
             SETTLE.as_secs(),
             last.probes.trim_end()
@@ -401,7 +494,8 @@ fn report(
     std::fs::write(
         &path,
         serde_json::to_string_pretty(&json!({
-            "kernel": release, "blocks": args.blocks, "rounds": args.rounds, "goal_ratio": goal,
+            "kernel": release, "blocks": args.blocks, "cycles": args.cycles, "rounds": args.rounds, "goal_ratio": goal,
+            "timing": timing,
             "modes": json_rows, "recorder": json_recorder,
         }))?,
     )?;

@@ -135,6 +135,7 @@ fn run_plan(
         memoryless_node: plan.memoryless_node,
         nvdimm: plan.nvdimm.then(|| nvdimm_file.clone()),
         stream: stream.map(Path::to_path_buf),
+        icount: false,
     };
     let mut truth = GroundTruth {
         schema_version: 1,

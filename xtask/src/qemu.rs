@@ -32,6 +32,11 @@ pub struct Machine {
     /// Host file behind a third serial port (the guest's ttyS2): the guest streams its
     /// recording there as it grows, for `lab --top`.
     pub stream: Option<PathBuf>,
+    /// Deterministic guest time: the virtual clock advances one nanosecond per guest
+    /// instruction (`-icount shift=0,sleep=off`; idle time skips to the next timer). For the
+    /// bench: the emulator's wall-clock speed (host load, translation) no longer shows in the
+    /// guest's time, so instructions, not emulation artefacts, are what is compared.
+    pub icount: bool,
 }
 
 impl Machine {
@@ -109,6 +114,9 @@ impl Qemu {
                 "-device".into(),
                 "isa-serial,chardev=stream".into(),
             ]);
+        }
+        if m.icount {
+            args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
         }
         if m.memoryless_node {
             args.extend(["-numa".into(), "node,nodeid=2,cpus=2".into()]);
