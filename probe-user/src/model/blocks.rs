@@ -24,9 +24,21 @@ impl Blocks {
     }
 
     fn position(&self, id: u64) -> Result<usize, usize> {
-        // Appending is the common case: skip the search.
-        match self.sorted.last() {
-            Some(last) if last.id < id => Err(self.sorted.len()),
+        let (Some(first), Some(last)) = (self.sorted.first(), self.sorted.last()) else {
+            return Err(0);
+        };
+        if id < first.id {
+            return Err(0);
+        }
+        if last.id < id {
+            // Appending is the common case for a new block.
+            return Err(self.sorted.len());
+        }
+        // Ids are mostly dense (a host's blocks, hot-adds after them): a block is usually at
+        // its offset from the first, and found without a search.
+        let guess = usize::try_from(id - first.id).unwrap_or(usize::MAX);
+        match self.sorted.get(guess) {
+            Some(b) if b.id == id => Ok(guess),
             _ => self.sorted.binary_search_by_key(&id, |b| b.id),
         }
     }
@@ -114,6 +126,27 @@ mod tests {
         assert!(t.get(3).unwrap().hot_added && t.get(3).unwrap().onlined == 0);
         t.insert(Block::new(0));
         assert_eq!(t.iter().next().map(|b| b.id), Some(0));
+    }
+
+    #[test]
+    fn finds_blocks_around_holes_in_the_ids() {
+        let mut t = Blocks::default();
+        for id in [10, 11, 12, 20, 21, 40] {
+            t.entry(id).onlined = id as u32;
+        }
+        // 20 is not at its offset from 10: a search finds it.
+        for id in [10, 11, 12, 20, 21, 40] {
+            assert_eq!(t.get(id).map(|b| b.onlined), Some(id as u32));
+        }
+        for id in [0, 9, 13, 15, 22, 39, 41, u64::MAX] {
+            assert!(t.get(id).is_none(), "{id}");
+        }
+        t.entry(15);
+        t.entry(5);
+        assert_eq!(
+            t.iter().map(|b| b.id).collect::<Vec<_>>(),
+            [5, 10, 11, 12, 15, 20, 21, 40]
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! frame and the traced events. Pure and deterministic: no I/O, no printing.
 mod blocks;
 pub mod bursts;
+mod dense_map;
 pub mod span_checks;
 mod stats;
 
@@ -18,6 +19,7 @@ use crate::{
 };
 pub use blocks::Blocks;
 pub use bursts::{Burst, Init};
+pub use dense_map::DenseMap;
 pub use span_checks::{Check, Finding, SpanChecker};
 
 /// Memmap of hotplugged RAM, or of ZONE_DEVICE memory.
@@ -334,8 +336,8 @@ pub struct Operation {
 pub struct Model {
     pub layout: Layout,
     pub blocks: Blocks,
-    pub nodes: BTreeMap<i32, NodeStats>,
-    pub zones: BTreeMap<ZoneId, ZoneState>,
+    pub nodes: DenseMap<i32, NodeStats>,
+    pub zones: DenseMap<ZoneId, ZoneState>,
     pub operations: Vec<Operation>,
     pub hot_adds: Vec<HotAdd>,
     pub devices: Vec<DeviceRange>,
@@ -366,8 +368,8 @@ impl Model {
         Model {
             layout,
             blocks: Blocks::default(),
-            nodes: BTreeMap::new(),
-            zones: BTreeMap::new(),
+            nodes: DenseMap::default(),
+            zones: DenseMap::default(),
             operations: Vec::new(),
             hot_adds: Vec::new(),
             devices: Vec::new(),
@@ -420,7 +422,7 @@ impl Model {
             }
         }
         for n in &frame.nodes {
-            self.nodes.entry(n.node).or_default();
+            self.nodes.or_default(n.node);
         }
         self.update_zone_figures(frame, true);
         self.seed_checker();
@@ -459,13 +461,10 @@ impl Model {
             let Some(idx) = self.layout.zone_index(&z.zone) else {
                 continue;
             };
-            let zone = self
-                .zones
-                .entry(ZoneId {
-                    node: z.node,
-                    zone: idx,
-                })
-                .or_default();
+            let zone = self.zones.or_default(ZoneId {
+                node: z.node,
+                zone: idx,
+            });
             zone.present = Some(z.present);
             zone.managed = Some(z.managed);
             if with_span {
@@ -495,7 +494,7 @@ impl Model {
                 let node = self.node_of_range(start, size);
                 if ret == 0 {
                     if let Some(n) = node {
-                        self.nodes.entry(n).or_default().hot_adds += 1;
+                        self.nodes.or_default(n).hot_adds += 1;
                     }
                 } else {
                     // The kernel rolled back whatever arch_add_memory had added.
@@ -691,11 +690,7 @@ impl Model {
             }
             Op::SlowPathSample { zone, calls } => {
                 self.slowpath_counted = true;
-                self.zones
-                    .entry(zone)
-                    .or_default()
-                    .slowpath
-                    .push((ev.ts_ns, calls));
+                self.zones.or_default(zone).slowpath.push((ev.ts_ns, calls));
             }
             Op::MhpInitMemmapOnMemory {
                 pfn,
@@ -733,7 +728,7 @@ impl Model {
                 if !self.exact_ram_init {
                     self.record_init(InitKind::Ram, ev, zone.node, nr_pages);
                 }
-                let found = self.checker.moved_to_zone(
+                self.checker.moved_to_zone(
                     ev.ts_ns,
                     ev.op.function(),
                     zone,
@@ -741,8 +736,8 @@ impl Model {
                     nr_pages,
                     before,
                     after,
+                    &mut self.findings,
                 );
-                self.findings.extend(found);
                 self.span_change(ev, zone, pfn, nr_pages, before, after);
             }
             Op::RemovePfnRangeFromZone {
@@ -752,7 +747,7 @@ impl Model {
                 before,
                 after,
             } => {
-                let found = self.checker.removed_from_zone(
+                self.checker.removed_from_zone(
                     ev.ts_ns,
                     ev.op.function(),
                     zone,
@@ -760,8 +755,8 @@ impl Model {
                     nr_pages,
                     before,
                     after,
+                    &mut self.findings,
                 );
-                self.findings.extend(found);
                 self.span_change(ev, zone, pfn, nr_pages, before, after);
             }
             Op::SetZoneContiguous {
@@ -770,7 +765,7 @@ impl Model {
                 span,
                 ..
             } => {
-                let z = self.zones.entry(zone).or_default();
+                let z = self.zones.or_default(zone);
                 z.contiguity_checks.record(ev.duration_ns, 0);
                 if z.contiguous != Some(contiguous) {
                     z.contiguity_changes.push(ContiguityChange {
@@ -789,7 +784,7 @@ impl Model {
                 if ret == 0 {
                     self.set_state_in_range(start, size, BlockState::Removed);
                     if let Some(n) = node {
-                        self.nodes.entry(n).or_default().removes += 1;
+                        self.nodes.or_default(n).removes += 1;
                     }
                 } else {
                     self.count_failure(node);
@@ -808,7 +803,7 @@ impl Model {
         zone: ZoneId,
         ret: i32,
     ) {
-        let stats = self.nodes.entry(zone.node).or_default();
+        let stats = self.nodes.or_default(zone.node);
         if ret == 0 {
             let durations = if kind == OpKind::Online {
                 &mut stats.online
@@ -837,7 +832,7 @@ impl Model {
     }
 
     fn span_change(&mut self, ev: &Event, zone: ZoneId, pfn: u64, nr_pages: u64, before: Span, after: Span) {
-        let z = self.zones.entry(zone).or_default();
+        let z = self.zones.or_default(zone);
         if before != after {
             z.span_changes.push(SpanChange {
                 ts_ns: ev.ts_ns,
@@ -891,7 +886,7 @@ impl Model {
 
     /// One memmap initialisation: the node's duration stats and the interval for the bursts.
     fn record_init(&mut self, kind: InitKind, ev: &Event, node: i32, pages: u64) {
-        let stats = self.nodes.entry(node).or_default();
+        let stats = self.nodes.or_default(node);
         let (durations, inits) = match kind {
             InitKind::Ram => (&mut stats.memmap_init, &mut self.ram_inits),
             InitKind::Device => (&mut stats.device_init, &mut self.device_inits),
@@ -949,7 +944,7 @@ impl Model {
 
     fn count_failure(&mut self, node: Option<i32>) {
         if let Some(n) = node {
-            self.nodes.entry(n).or_default().failed += 1;
+            self.nodes.or_default(n).failed += 1;
         }
     }
 

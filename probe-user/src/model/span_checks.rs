@@ -12,6 +12,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::dense_map::DenseMap;
 use crate::event::{Span, ZoneId};
 
 /// Pages per memory subsection on x86_64 (2 MiB of 4 KiB pages).
@@ -133,14 +134,13 @@ fn intersect(a: Iv, b: Iv) -> Iv {
 
 /// `x` minus `y`: at most two pieces.
 fn subtract(x: Iv, y: Iv) -> impl Iterator<Item = Iv> {
-    let pieces = if is_empty(x) {
-        [None, None]
-    } else if is_empty(y) {
-        [Some(x), None]
+    // What lies left and right of y; an empty y takes nothing.
+    let pieces = if is_empty(y) {
+        [x, (0, 0)]
     } else {
-        [Some((x.0, x.1.min(y.0))), Some((x.0.max(y.1), x.1))]
+        [(x.0, x.1.min(y.0)), (x.0.max(y.1), x.1)]
     };
-    pieces.into_iter().flatten().filter(|r| !is_empty(*r))
+    pieces.into_iter().filter(|r| !is_empty(*r))
 }
 
 /// Disjoint, non-adjacent pfn ranges (start -> end). Ranges, not pages, so a zone of many
@@ -157,19 +157,15 @@ impl RangeSet {
             return;
         }
         let (mut start, mut end) = r;
-        // Absorb a predecessor that overlaps or touches, then every range starting inside.
-        if let Some((&s, &e)) = self.map.range(..start).next_back() {
-            if e >= start {
-                start = s;
-                end = end.max(e);
-                self.map.remove(&s);
-                self.pages -= e - s;
+        // Absorb every range that overlaps or touches: those starting at or before the end,
+        // back to the first that ends before the start.
+        while let Some((&s, &e)) = self.map.range(..=end).next_back() {
+            if e < start {
+                break;
             }
-        }
-        while let Some((&s, &e)) = self.map.range(start..=end).next() {
-            end = end.max(e);
             self.map.remove(&s);
             self.pages -= e - s;
+            (start, end) = (start.min(s), end.max(e));
         }
         self.map.insert(start, end);
         self.pages += end - start;
@@ -181,44 +177,33 @@ impl RangeSet {
             return;
         }
         let (start, end) = r;
-        if let Some((&s, &e)) = self.map.range(..start).next_back() {
-            if e > start {
-                // Trim the predecessor; it may also stick out past the end.
-                self.map.insert(s, start);
-                self.pages -= e - start;
-                if e > end {
-                    self.map.insert(end, e);
-                    self.pages += e - end;
-                    return;
-                }
-            }
-        }
-        while let Some((&s, &e)) = self.map.range(start..end).next() {
-            self.map.remove(&s);
-            self.pages -= e - s;
-            if e > end {
-                self.map.insert(end, e);
-                self.pages += e - end;
+        // The ranges overlapping r start before its end: walk back from the last of them,
+        // keeping what sticks out on either side.
+        while let Some((&s, &e)) = self.map.range(..end).next_back() {
+            if e <= start {
                 break;
             }
+            self.pages -= e.min(end) - s.max(start);
+            if e > end {
+                self.map.insert(end, e);
+            }
+            if s < start {
+                self.map.insert(s, start);
+                break;
+            }
+            self.map.remove(&s);
         }
     }
 
     /// Held ranges clipped to `r`, in order.
     fn overlapping(&self, r: Iv) -> impl Iterator<Item = Iv> + '_ {
-        let inner = if is_empty(r) {
-            None
-        } else {
-            Some(self.map.range(r.0..r.1).map(|(&s, &e)| (s, e)))
-        };
-        let pred = if is_empty(r) {
-            None
-        } else {
-            self.map.range(..r.0).next_back().map(|(&s, &e)| (s, e))
-        };
+        // An empty range or set needs no search.
+        let search = !is_empty(r) && !self.map.is_empty();
+        let pred = search.then(|| self.map.range(..r.0).next_back()).flatten();
+        let inner = search.then(|| self.map.range(r.0..r.1)).into_iter().flatten();
         pred.into_iter()
-            .chain(inner.into_iter().flatten())
-            .map(move |x| intersect(x, r))
+            .chain(inner)
+            .map(move |(&s, &e)| intersect((s, e), r))
             .filter(|x| !is_empty(*x))
     }
 
@@ -296,7 +281,7 @@ fn fmt_span(s: Span) -> impl fmt::Display {
 pub struct SpanChecker {
     /// 0 disables the alignment check.
     subsection_pages: u64,
-    zones: BTreeMap<ZoneId, ZoneTrack>,
+    zones: DenseMap<ZoneId, ZoneTrack>,
     /// Scratch ranges, reused from event to event.
     fresh: Vec<Iv>,
     newly: Vec<Iv>,
@@ -314,7 +299,7 @@ impl SpanChecker {
     pub fn new(subsection_pages: u64) -> Self {
         SpanChecker {
             subsection_pages,
-            zones: BTreeMap::new(),
+            zones: DenseMap::default(),
             fresh: Vec::new(),
             newly: Vec::new(),
         }
@@ -322,7 +307,7 @@ impl SpanChecker {
 
     /// Span from the static frame at start.
     pub fn seed_span(&mut self, zone: ZoneId, span: Span) {
-        self.zones.entry(zone).or_default().span = span;
+        self.zones.or_default(zone).span = span;
     }
 
     /// Pages already in the zone at start.
@@ -332,7 +317,7 @@ impl SpanChecker {
 
     /// A span seen by another event (e.g. set_zone_contiguous) without a range change.
     pub fn observe_span(&mut self, zone: ZoneId, span: Span) {
-        self.zones.entry(zone).or_default().span = span;
+        self.zones.or_default(zone).span = span;
     }
 
     /// Last known span of `zone`.
@@ -354,7 +339,7 @@ impl SpanChecker {
     }
 
     /// move_pfn_range_to_zone: pages [pfn, pfn + nr_pages) now belong to `zone`; then checks
-    /// the new span.
+    /// the new span, appending what it finds to `out` (the caller's list: nothing allocated).
     #[allow(clippy::too_many_arguments)]
     pub fn moved_to_zone(
         &mut self,
@@ -365,7 +350,8 @@ impl SpanChecker {
         nr_pages: u64,
         before: Span,
         after: Span,
-    ) -> Vec<Finding> {
+        out: &mut Vec<Finding>,
+    ) {
         let range = iv(pfn, nr_pages);
         // Pages the zone did not hold before cannot have been outside its span before.
         let mut fresh = std::mem::take(&mut self.fresh);
@@ -384,12 +370,12 @@ impl SpanChecker {
             before,
             after,
         };
-        let findings = self.check(&change, &fresh);
+        self.check(&change, &fresh, out);
         self.fresh = fresh;
-        findings
     }
 
-    /// remove_pfn_range_from_zone: pages leave `zone`; then checks the new span.
+    /// remove_pfn_range_from_zone: pages leave `zone`; then checks the new span, appending what
+    /// it finds to `out`.
     #[allow(clippy::too_many_arguments)]
     pub fn removed_from_zone(
         &mut self,
@@ -400,12 +386,9 @@ impl SpanChecker {
         nr_pages: u64,
         before: Span,
         after: Span,
-    ) -> Vec<Finding> {
-        self.zones
-            .entry(zone)
-            .or_default()
-            .assigned
-            .remove(iv(pfn, nr_pages));
+        out: &mut Vec<Finding>,
+    ) {
+        self.zones.or_default(zone).assigned.remove(iv(pfn, nr_pages));
         let change = Change {
             ts_ns,
             cause,
@@ -415,7 +398,7 @@ impl SpanChecker {
             before,
             after,
         };
-        self.check(&change, &[])
+        self.check(&change, &[], out);
     }
 
     /// A page belongs to one zone: assigning it to `zone` takes it from any other.
@@ -425,14 +408,13 @@ impl SpanChecker {
                 z.assigned.remove(range);
             }
         }
-        self.zones.entry(zone).or_default().assigned.insert(range);
+        self.zones.or_default(zone).assigned.insert(range);
     }
 
-    fn check(&mut self, c: &Change, fresh: &[Iv]) -> Vec<Finding> {
-        let track = self.zones.entry(c.zone).or_default();
+    fn check(&mut self, c: &Change, fresh: &[Iv], findings: &mut Vec<Finding>) {
+        let track = self.zones.or_default(c.zone);
         track.span = c.after;
         let (b, a) = (span_iv(c.before), span_iv(c.after));
-        let mut findings = Vec::new();
 
         // Newly outside: held pages in the part of the old span the new one dropped, plus
         // pages just assigned that the new span does not cover. Pages already outside the old
@@ -442,7 +424,11 @@ impl SpanChecker {
         for r in subtract(b, a) {
             newly.extend(track.assigned.overlapping(r));
         }
-        newly.extend(fresh.iter().flat_map(|&r| subtract(r, a)));
+        for &r in fresh {
+            for piece in subtract(r, a) {
+                newly.push(piece);
+            }
+        }
         merge(newly);
         if let Some(&first) = newly.first() {
             let pages: u64 = newly.iter().map(|r| r.1 - r.0).sum();
@@ -454,14 +440,11 @@ impl SpanChecker {
         }
 
         if !is_empty(a) {
-            let node_zones = ZoneId {
-                node: c.zone.node,
-                zone: 0,
-            }..=ZoneId {
-                node: c.zone.node,
-                zone: u8::MAX,
-            };
-            for (&other, t) in self.zones.range(node_zones) {
+            // The node's zones, in order: zones sort by node first.
+            let zones = self.zones.as_slice();
+            let first = zones.partition_point(|(id, _)| id.node < c.zone.node);
+            let node_zones = zones[first..].iter().take_while(|(id, _)| id.node == c.zone.node);
+            for &(other, ref t) in node_zones {
                 let o = span_iv(t.span);
                 if other == c.zone || is_empty(o) {
                     continue;
@@ -493,7 +476,6 @@ impl SpanChecker {
         if c.before.spanned_pages > 0 && c.after.spanned_pages == 0 {
             findings.push(c.finding(Check::BecameEmpty, b, None, Detail::BecameEmpty));
         }
-        findings
     }
 }
 
@@ -540,6 +522,41 @@ mod tests {
             .collect()
     }
 
+    /// The findings of one change, on their own.
+    impl SpanChecker {
+        #[allow(clippy::too_many_arguments)]
+        fn moved(
+            &mut self,
+            ts: u64,
+            cause: &'static str,
+            z: ZoneId,
+            pfn: u64,
+            n: u64,
+            b: Span,
+            a: Span,
+        ) -> Vec<Finding> {
+            let mut out = Vec::new();
+            self.moved_to_zone(ts, cause, z, pfn, n, b, a, &mut out);
+            out
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        fn removed(
+            &mut self,
+            ts: u64,
+            cause: &'static str,
+            z: ZoneId,
+            pfn: u64,
+            n: u64,
+            b: Span,
+            a: Span,
+        ) -> Vec<Finding> {
+            let mut out = Vec::new();
+            self.removed_from_zone(ts, cause, z, pfn, n, b, a, &mut out);
+            out
+        }
+    }
+
     const EMPTY: Span = Span {
         start_pfn: 0,
         spanned_pages: 0,
@@ -549,9 +566,9 @@ mod tests {
     fn linux_6_1_memmap_on_memory_offline_leaves_vmemmap_pages_outside_empty_span() {
         let movable = z(1, 3);
         let mut c = SpanChecker::new(512);
-        let f = c.moved_to_zone(10, MOVE, movable, 0x100000, 512, EMPTY, sp(0x100000, 512));
+        let f = c.moved(10, MOVE, movable, 0x100000, 512, EMPTY, sp(0x100000, 512));
         assert_eq!(f, vec![]);
-        let f = c.moved_to_zone(
+        let f = c.moved(
             20,
             MOVE,
             movable,
@@ -563,7 +580,7 @@ mod tests {
         assert_eq!(f, vec![]);
         assert_eq!(c.assigned_pages(movable), 32768);
 
-        let f = c.removed_from_zone(30, REMOVE, movable, 0x100200, 32256, sp(0x100000, 32768), EMPTY);
+        let f = c.removed(30, REMOVE, movable, 0x100200, 32256, sp(0x100000, 32768), EMPTY);
         assert_eq!(
             brief(&f),
             vec![
@@ -580,7 +597,7 @@ mod tests {
              at pfns [0x100000, 0x100200) are assigned to the zone but outside its empty span."
         );
 
-        let f = c.removed_from_zone(40, REMOVE, movable, 0x100000, 512, EMPTY, EMPTY);
+        let f = c.removed(40, REMOVE, movable, 0x100000, 512, EMPTY, EMPTY);
         assert_eq!(f, vec![]);
         assert_eq!(c.assigned_pages(movable), 0);
         assert_eq!(c.span(movable), Some(EMPTY));
@@ -593,7 +610,7 @@ mod tests {
         c.seed_span(n, sp(0x1000, 0x2000));
         c.seed_assigned(n, 0x1000, 0x2000);
         // Removing [0x1000, 0x1800) but the span now starts at 0x2000: [0x1800, 0x2000) is out.
-        let f = c.removed_from_zone(
+        let f = c.removed(
             1,
             REMOVE,
             n,
@@ -614,7 +631,7 @@ mod tests {
         let mut c = SpanChecker::new(512);
         c.seed_span(n, sp(0x1000, 0x2000));
         c.seed_assigned(n, 0x1000, 0x2000);
-        let f = c.removed_from_zone(
+        let f = c.removed(
             1,
             REMOVE,
             n,
@@ -625,7 +642,7 @@ mod tests {
         );
         assert_eq!(f, vec![]);
         // A hole in the middle does not shrink the span and holes are not outside it.
-        let f = c.removed_from_zone(
+        let f = c.removed(
             2,
             REMOVE,
             n,
@@ -643,7 +660,7 @@ mod tests {
         let mut c = SpanChecker::new(512);
         c.seed_span(n, sp(0x1000, 0x2000));
         c.seed_assigned(n, 0x1000, 0x2000);
-        let f = c.removed_from_zone(
+        let f = c.removed(
             1,
             REMOVE,
             n,
@@ -653,12 +670,12 @@ mod tests {
             sp(0x2000, 0x1000),
         );
         assert_eq!(f.len(), 1);
-        let f = c.removed_from_zone(2, REMOVE, n, 0x2800, 0x800, sp(0x2000, 0x1000), sp(0x2000, 0x800));
+        let f = c.removed(2, REMOVE, n, 0x2800, 0x800, sp(0x2000, 0x1000), sp(0x2000, 0x800));
         assert_eq!(f, vec![]);
         // Growing back over them and shrinking again reports them again: a new occurrence.
-        let f = c.moved_to_zone(3, MOVE, n, 0x2800, 0x800, sp(0x2000, 0x800), sp(0x1800, 0x1800));
+        let f = c.moved(3, MOVE, n, 0x2800, 0x800, sp(0x2000, 0x800), sp(0x1800, 0x1800));
         assert_eq!(f, vec![]);
-        let f = c.removed_from_zone(4, REMOVE, n, 0x2800, 0x800, sp(0x1800, 0x1800), sp(0x2000, 0x800));
+        let f = c.removed(4, REMOVE, n, 0x2800, 0x800, sp(0x1800, 0x1800), sp(0x2000, 0x800));
         assert_eq!(
             brief(&f),
             vec![(Check::OutsideSpan, n, (0x1800, 0x2000), REMOVE, None)]
@@ -673,7 +690,7 @@ mod tests {
         c.seed_assigned(n, 0x1000, 0x200);
         c.seed_assigned(n, 0x1800, 0x100);
         c.seed_assigned(n, 0x1c00, 0x400);
-        let f = c.removed_from_zone(1, REMOVE, n, 0x1c00, 0x400, sp(0x1000, 0x1000), EMPTY);
+        let f = c.removed(1, REMOVE, n, 0x1c00, 0x400, sp(0x1000, 0x1000), EMPTY);
         assert_eq!(
             brief(&f),
             vec![
@@ -690,13 +707,13 @@ mod tests {
     fn move_that_does_not_grow_the_span_over_the_range_is_outside() {
         let n = z(0, 3);
         let mut c = SpanChecker::new(512);
-        let f = c.moved_to_zone(1, MOVE, n, 0x8000, 0x400, EMPTY, sp(0x8000, 0x200));
+        let f = c.moved(1, MOVE, n, 0x8000, 0x400, EMPTY, sp(0x8000, 0x200));
         assert_eq!(
             brief(&f),
             vec![(Check::OutsideSpan, n, (0x8200, 0x8400), MOVE, None)]
         );
         // Re-moving pages it already held outside is not new.
-        let f = c.moved_to_zone(2, MOVE, n, 0x8200, 0x200, sp(0x8000, 0x200), sp(0x8000, 0x200));
+        let f = c.moved(2, MOVE, n, 0x8200, 0x200, sp(0x8000, 0x200), sp(0x8000, 0x200));
         assert_eq!(f, vec![]);
     }
 
@@ -709,7 +726,7 @@ mod tests {
         c.seed_assigned(normal, 0x10000, 0x8000);
         // The kernel shrank Normal first (not traced as a range change here).
         c.observe_span(normal, sp(0x10000, 0x4000));
-        let f = c.moved_to_zone(1, MOVE, movable, 0x14000, 0x4000, EMPTY, sp(0x14000, 0x4000));
+        let f = c.moved(1, MOVE, movable, 0x14000, 0x4000, EMPTY, sp(0x14000, 0x4000));
         assert_eq!(f, vec![]);
         assert_eq!(c.assigned_pages(normal), 0x4000);
         assert_eq!(
@@ -717,7 +734,7 @@ mod tests {
             vec![(0x14000, 0x18000)]
         );
         // Normal shrinking to what it still holds is clean.
-        let f = c.removed_from_zone(
+        let f = c.removed(
             2,
             REMOVE,
             normal,
@@ -736,7 +753,7 @@ mod tests {
         let mut c = SpanChecker::new(512);
         c.seed_span(normal, sp(0x100000, 0x8000));
         c.seed_assigned(normal, 0x100000, 0x4000);
-        let f = c.moved_to_zone(1, MOVE, movable, 0x104000, 0x8000, EMPTY, sp(0x104000, 0x8000));
+        let f = c.moved(1, MOVE, movable, 0x104000, 0x8000, EMPTY, sp(0x104000, 0x8000));
         assert_eq!(
             brief(&f),
             vec![(Check::Overlap, movable, (0x104000, 0x108000), MOVE, Some(normal))]
@@ -745,7 +762,7 @@ mod tests {
             .message()
             .contains("overlaps the span pfns [0x100000, 0x108000) of node 0 zone 2"));
         // Still overlapping after growing further: not new.
-        let f = c.moved_to_zone(
+        let f = c.moved(
             2,
             MOVE,
             movable,
@@ -763,10 +780,10 @@ mod tests {
         let movable = z(0, 3);
         let mut c = SpanChecker::new(512);
         c.seed_span(normal, sp(0x100000, 0x8000));
-        let f = c.moved_to_zone(1, MOVE, movable, 0x108000, 0x8000, EMPTY, sp(0x108000, 0x8000));
+        let f = c.moved(1, MOVE, movable, 0x108000, 0x8000, EMPTY, sp(0x108000, 0x8000));
         assert_eq!(f, vec![]);
         // An empty zone never overlaps, even with a start inside another span.
-        let f = c.moved_to_zone(2, MOVE, z(0, 1), 0x100000, 0, sp(0x100000, 0), sp(0x100000, 0));
+        let f = c.moved(2, MOVE, z(0, 1), 0x100000, 0, sp(0x100000, 0), sp(0x100000, 0));
         assert_eq!(f, vec![]);
     }
 
@@ -775,7 +792,7 @@ mod tests {
         let mut c = SpanChecker::new(512);
         c.seed_span(z(0, 2), sp(0x100000, 0x8000));
         c.seed_span(z(0, 3), sp(0x100000, 0x8000));
-        let f = c.moved_to_zone(1, MOVE, z(1, 3), 0x100000, 0x8000, EMPTY, sp(0x100000, 0x8000));
+        let f = c.moved(1, MOVE, z(1, 3), 0x100000, 0x8000, EMPTY, sp(0x100000, 0x8000));
         assert_eq!(f, vec![]);
     }
 
@@ -785,7 +802,7 @@ mod tests {
         let mut c = SpanChecker::new(512);
         c.seed_span(n, sp(0x100000, 0x8000));
         c.seed_assigned(n, 0x100000, 0x8000);
-        let f = c.removed_from_zone(
+        let f = c.removed(
             1,
             REMOVE,
             n,
@@ -798,7 +815,7 @@ mod tests {
             brief(&f),
             vec![(Check::UnalignedShrink, n, (0x107f00, 0x108000), REMOVE, None)]
         );
-        let f = c.removed_from_zone(
+        let f = c.removed(
             2,
             REMOVE,
             n,
@@ -812,7 +829,7 @@ mod tests {
             vec![(Check::UnalignedShrink, n, (0x100000, 0x100100), REMOVE, None)]
         );
         // Both sides at once give one finding per side (the end's pages left earlier).
-        let f = c.removed_from_zone(
+        let f = c.removed(
             3,
             REMOVE,
             n,
@@ -822,7 +839,7 @@ mod tests {
             sp(0x100100, 0x7e00),
         );
         assert_eq!(f, vec![]);
-        let f = c.removed_from_zone(
+        let f = c.removed(
             4,
             REMOVE,
             n,
@@ -847,16 +864,16 @@ mod tests {
         c.seed_span(dma, sp(1, 0xfff));
         c.seed_assigned(dma, 1, 0xfff);
         // Aligned end, start left at pfn 1 as the boot layout has it.
-        let f = c.removed_from_zone(1, REMOVE, dma, 0xe00, 0x200, sp(1, 0xfff), sp(1, 0xdff));
+        let f = c.removed(1, REMOVE, dma, 0xe00, 0x200, sp(1, 0xfff), sp(1, 0xdff));
         assert_eq!(f, vec![]);
         // Growth to an unaligned end is not a shrink.
-        let f = c.moved_to_zone(2, MOVE, dma, 0xe00, 0x100, sp(1, 0xdff), sp(1, 0xeff));
+        let f = c.moved(2, MOVE, dma, 0xe00, 0x100, sp(1, 0xdff), sp(1, 0xeff));
         assert_eq!(f, vec![]);
         // A shifted, not shrunk, span is not a shrink either.
         let n = z(0, 3);
-        let f = c.moved_to_zone(3, MOVE, n, 0x10000, 0x1000, EMPTY, sp(0x10000, 0x1000));
+        let f = c.moved(3, MOVE, n, 0x10000, 0x1000, EMPTY, sp(0x10000, 0x1000));
         assert_eq!(f, vec![]);
-        let f = c.moved_to_zone(
+        let f = c.moved(
             4,
             MOVE,
             n,
@@ -872,7 +889,7 @@ mod tests {
         // With the check disabled an unaligned shrink is silent.
         let mut off = SpanChecker::new(0);
         off.seed_assigned(n, 0x10000, 0x1000);
-        let f = off.removed_from_zone(
+        let f = off.removed(
             5,
             REMOVE,
             n,
@@ -888,9 +905,9 @@ mod tests {
     fn became_empty_only_on_the_transition() {
         let n = z(2, 3);
         let mut c = SpanChecker::default();
-        let f = c.moved_to_zone(1, MOVE, n, 0x200000, 0x8000, EMPTY, sp(0x200000, 0x8000));
+        let f = c.moved(1, MOVE, n, 0x200000, 0x8000, EMPTY, sp(0x200000, 0x8000));
         assert_eq!(f, vec![]);
-        let f = c.removed_from_zone(
+        let f = c.removed(
             2,
             REMOVE,
             n,
@@ -900,12 +917,12 @@ mod tests {
             sp(0x204000, 0x4000),
         );
         assert_eq!(f, vec![]);
-        let f = c.removed_from_zone(3, REMOVE, n, 0x204000, 0x4000, sp(0x204000, 0x4000), EMPTY);
+        let f = c.removed(3, REMOVE, n, 0x204000, 0x4000, sp(0x204000, 0x4000), EMPTY);
         assert_eq!(
             brief(&f),
             vec![(Check::BecameEmpty, n, (0x204000, 0x208000), REMOVE, None)]
         );
-        let f = c.removed_from_zone(4, REMOVE, n, 0x204000, 0x4000, EMPTY, EMPTY);
+        let f = c.removed(4, REMOVE, n, 0x204000, 0x4000, EMPTY, EMPTY);
         assert_eq!(f, vec![]);
     }
 
@@ -958,6 +975,52 @@ mod tests {
     }
 
     #[test]
+    fn range_set_agrees_with_a_set_of_pages() {
+        // Random inserts and removes over a small pfn space, against the pages one by one.
+        let mut x: u64 = 1;
+        let mut next = |n: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        let mut s = RangeSet::default();
+        let mut pages = std::collections::BTreeSet::new();
+        for _ in 0..3000 {
+            let start = next(200);
+            let r = (start, start + next(24));
+            if next(2) == 0 {
+                s.insert(r);
+                pages.extend(r.0..r.1);
+            } else {
+                s.remove(r);
+                for p in r.0..r.1 {
+                    pages.remove(&p);
+                }
+            }
+            let held: Vec<u64> = s.map.iter().flat_map(|(&a, &b)| a..b).collect();
+            assert_eq!(held, pages.iter().copied().collect::<Vec<_>>());
+            assert_eq!(s.pages, pages.len() as u64);
+            // Non-empty, disjoint and not touching: touching ranges are merged.
+            let ranges: Vec<Iv> = s.map.iter().map(|(&a, &b)| (a, b)).collect();
+            assert!(ranges.iter().all(|r| !is_empty(*r)));
+            assert!(ranges.windows(2).all(|w| w[0].1 < w[1].0), "{ranges:?}");
+
+            let q0 = next(230);
+            let q = (q0, q0 + next(40));
+            let over: Vec<u64> = s.overlapping(q).flat_map(|(a, b)| a..b).collect();
+            assert_eq!(over, pages.range(q.0..q.1).copied().collect::<Vec<_>>());
+            let mut gaps = Vec::new();
+            s.gaps(q, &mut gaps);
+            let gap_pages: Vec<u64> = gaps.iter().flat_map(|&(a, b)| a..b).collect();
+            assert_eq!(
+                gap_pages,
+                (q.0..q.1).filter(|p| !pages.contains(p)).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
     fn scales_to_many_fragmented_ranges() {
         // Every other page, as memmap_on_memory interleaving would fragment it at worst.
         const N: u64 = 200_000;
@@ -968,11 +1031,11 @@ mod tests {
         }
         c.seed_span(n, sp(0, 2 * N));
         assert_eq!(c.assigned_pages(n), N);
-        let f = c.removed_from_zone(1, REMOVE, n, 0, 0, sp(0, 2 * N), EMPTY);
+        let f = c.removed(1, REMOVE, n, 0, 0, sp(0, 2 * N), EMPTY);
         assert_eq!(f[0].check, Check::OutsideSpan);
         assert_eq!(f[0].pfns, (0, 1));
         assert!(f[0].message().contains(&format!("{N} pages in {N} runs")));
-        c.moved_to_zone(2, MOVE, z(0, 2), 0, 2 * N, EMPTY, sp(0, 2 * N));
+        c.moved(2, MOVE, z(0, 2), 0, 2 * N, EMPTY, sp(0, 2 * N));
         assert_eq!(c.assigned_pages(n), 0);
     }
 }
