@@ -24,7 +24,7 @@ struct Cli {
     skip: Vec<String>,
     /// Turn on probes that are off by default because they run on a hot path:
     /// `pageblock_pfn_to_page` counts slow-path calls per zone (the cost of a zone that is
-    /// not contiguous), at about 9% of an online/offline cycle (BENCHMARKS.md).
+    /// not contiguous), at 8-10% of an online/offline cycle (BENCHMARKS.md).
     #[arg(long, global = true, value_delimiter = ',', value_parser = parse_off_by_default)]
     with: Vec<String>,
     #[command(subcommand)]
