@@ -384,15 +384,10 @@ impl Bench<'_> {
     }
 }
 
-fn median(v: &[u64]) -> u64 {
+/// Of times (u64) and of ratios (f64, never NaN here).
+fn median<T: Copy + PartialOrd>(v: &[T]) -> T {
     let mut s = v.to_vec();
-    s.sort_unstable();
-    s[s.len() / 2]
-}
-
-fn median_f(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
+    s.sort_by(|a, b| a.partial_cmp(b).expect("comparable samples"));
     s[s.len() / 2]
 }
 
@@ -436,7 +431,7 @@ fn report(
             .iter()
             .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
         let m = median(v);
-        let ratio = median_f(&ratios);
+        let ratio = median(&ratios);
         println!(
             "bench:   {:<16} {:>9.2} ms   x{ratio:.3}   (rounds: x{lo:.3} to x{hi:.3})",
             mode.name(),
@@ -447,7 +442,7 @@ fn report(
         );
     }
     let goal = 1.02;
-    let ratio = |mode: Mode| median_f(&paired_ratios(samples, mode));
+    let ratio = |mode: Mode| median(&paired_ratios(samples, mode));
     let (mh, with, lean, fg, fg_with) = (
         ratio(Mode::Mhpscope),
         ratio(Mode::MhpscopeWithCounter),
@@ -471,14 +466,10 @@ fn report(
     ] {
         let runs: Vec<&RecorderCost> = recorder.iter().filter(|r| r.mode == mode).collect();
         let Some(last) = runs.last() else { continue };
-        let mid = |f: fn(&RecorderCost) -> f64| {
-            let mut v: Vec<f64> = runs.iter().map(|r| f(r)).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
+        let mid = |f: fn(&RecorderCost) -> f64| median(&runs.iter().map(|r| f(r)).collect::<Vec<_>>());
         let (cpu, idle) = (mid(|r| r.cpu_ms), mid(|r| r.idle_ms));
         println!(
-            "bench: {}: the recorder's own CPU, median: {cpu:.2} ms during a cycle, {idle:.2} ms idle for {} s before it; its probes over the last round (warm-up and measured cycle):\n{}",
+            "bench: {}: the recorder's own CPU, median: {cpu:.2} ms during a cycle, {idle:.2} ms idle for {} s before it; its probes over the last round (warm-up and measured cycles):\n{}",
             mode.name(),
             SETTLE.as_secs(),
             last.probes.trim_end()
