@@ -66,6 +66,11 @@ pub fn record(opts: &Options, output: Option<PathBuf>, duration: Option<Duration
                 eprintln!("mhpscope: recording to {name}; Ctrl-C to stop");
             }
             Update::Event(ev) => write(&mut writer, &Line::Event(ev))?,
+            Update::Events(evs) => {
+                for ev in evs {
+                    write(&mut writer, &Line::Event(ev))?;
+                }
+            }
             Update::Summary(s) => {
                 write(&mut writer, &Line::Summary(s.clone()))?;
                 writer.flush().with_context(|| format!("writing {name}"))?;

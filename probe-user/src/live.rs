@@ -49,6 +49,8 @@ impl StopSignals {
 
 /// Runs until `duration` has passed (forever if None), a signal arrives or `stop` is set;
 /// returns why it stopped ("duration", "SIGINT", "SIGTERM", "stopped") and what it saw.
+/// `on_event` gets each event; `on_tick` runs after each drain (and sample), when the events
+/// of that drain have all been handed over.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     tracer: &mut Tracer,

@@ -66,8 +66,8 @@ impl Player {
         let mut applied = 0;
         while applied < MAX_PER_PUMP {
             let Some(next) = self.next(rx) else { break };
-            if let Update::Event(ev) = &next {
-                if !self.due(ev.ts_ns, now) {
+            if let Some(ts) = first_ts(&next) {
+                if !self.due(ts, now) {
                     self.lookahead = Some(next);
                     break;
                 }
@@ -84,6 +84,7 @@ impl Player {
         while let Some(next) = self.next(rx) {
             let ts = match &next {
                 Update::Event(ev) => Some(ev.ts_ns),
+                Update::Events(evs) => evs.last().map(|ev| ev.ts_ns),
                 _ => None,
             };
             stream.apply(next);
@@ -139,6 +140,15 @@ impl Player {
         let (start, at) = *self.anchor.get_or_insert((ts, now));
         let elapsed = now.saturating_duration_since(at).as_nanos() as f64;
         ts <= start + (elapsed * self.speed.unwrap_or(1.0)) as u64
+    }
+}
+
+/// When an update is due: its (first) event's time; other updates are due at once.
+fn first_ts(u: &Update) -> Option<u64> {
+    match u {
+        Update::Event(ev) => Some(ev.ts_ns),
+        Update::Events(evs) => evs.first().map(|ev| ev.ts_ns),
+        _ => None,
     }
 }
 
@@ -199,6 +209,33 @@ mod tests {
         assert_eq!(p.position_ns(t0 + Duration::from_secs(2)), Some(104 * S));
         assert!(!p.drained());
         assert_eq!(p.pump(&rx, &mut s, t0 + Duration::from_secs(5)), 1);
+    }
+
+    #[test]
+    fn a_batch_is_due_with_its_first_event_and_steps_to_its_last() {
+        let (tx, rx) = sync_channel(4);
+        let batch = |ts: &[u64]| {
+            Update::Events(
+                ts.iter()
+                    .map(|&t| match ev(t) {
+                        Update::Event(e) => e,
+                        _ => unreachable!(),
+                    })
+                    .collect(),
+            )
+        };
+        tx.send(batch(&[100 * S, 100 * S + 1])).unwrap();
+        tx.send(batch(&[103 * S, 104 * S])).unwrap();
+        let (mut p, mut s) = (Player::new(Some(1.0)), Stream::new("t"));
+        let t0 = Instant::now();
+        assert_eq!(p.pump(&rx, &mut s, t0), 1, "the first batch is due at once");
+        assert_eq!(
+            p.pump(&rx, &mut s, t0 + Duration::from_secs(2)),
+            0,
+            "+2 s: not yet"
+        );
+        assert!(p.step(&rx, &mut s, t0 + Duration::from_secs(2)));
+        assert_eq!(p.position_ns(t0 + Duration::from_secs(2)), Some(104 * S));
     }
 
     #[test]

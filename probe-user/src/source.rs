@@ -3,6 +3,7 @@
 //! channel, so a slow view slows the source instead of growing a queue without limit (live, the
 //! kernel's ring buffer then fills and its drops are counted).
 use std::{
+    cell::RefCell,
     fs::File,
     io::{self, BufRead, BufReader, Read},
     path::{Path, PathBuf},
@@ -238,14 +239,26 @@ fn live_source(
         };
         send(tx, Update::Header(Box::new(header)))?;
         let started = Instant::now();
+        // A drain's events go over as one update: one wakeup of the view per drain.
+        let batch = RefCell::new(Vec::new());
         let (reason, counts) = live::run(
             &mut tracer,
             &nodes,
             &mut signals,
             stop,
             duration,
-            |ev| send(tx, Update::Event(ev)),
-            || Ok(()),
+            |ev| {
+                batch.borrow_mut().push(ev);
+                Ok(())
+            },
+            || {
+                let evs = batch.take();
+                if evs.is_empty() {
+                    Ok(())
+                } else {
+                    send(tx, Update::Events(evs))
+                }
+            },
         )
         .await?;
         let summary = Summary {

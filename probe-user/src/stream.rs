@@ -17,6 +17,9 @@ pub const RECENT_EVENTS: usize = 2000;
 pub enum Update {
     Header(Box<Header>),
     Event(Event),
+    /// Events that arrived together (one drain of the kernel's ring buffer), handed over at
+    /// once: the view then wakes and writes once per drain instead of once per event.
+    Events(Vec<Event>),
     Summary(Box<Summary>),
     /// The source stopped without a summary: why (a truncated file, a probe load failure...).
     Failed(String),
@@ -60,16 +63,8 @@ impl Stream {
                 self.model = Some(model);
                 self.header = Some(*h);
             }
-            Update::Event(ev) => {
-                if let Some(m) = &mut self.model {
-                    self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
-                    m.ingest(&ev);
-                    if self.recent.len() == RECENT_EVENTS {
-                        self.recent.pop_front();
-                    }
-                    self.recent.push_back(ev);
-                }
-            }
+            Update::Event(ev) => self.apply_event(ev),
+            Update::Events(evs) => evs.into_iter().for_each(|ev| self.apply_event(ev)),
             Update::Summary(s) => {
                 if let Some(m) = &mut self.model {
                     m.set_lost_events(s.lost_events);
@@ -80,6 +75,17 @@ impl Stream {
                 self.summary = Some(*s);
             }
             Update::Failed(why) => self.failure = Some(why),
+        }
+    }
+
+    fn apply_event(&mut self, ev: Event) {
+        if let Some(m) = &mut self.model {
+            self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
+            m.ingest(&ev);
+            if self.recent.len() == RECENT_EVENTS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(ev);
         }
     }
 

@@ -357,6 +357,29 @@ mod tests {
                 crate::recording::Item::Summary(s) => crate::stream::Update::Summary(Box::new(s)),
             });
         }
+        // The same lines handed over in batches, as the live source does, build the same report.
+        let mut r = crate::recording::Reader::new(&text[..], "synth".into());
+        let mut batched = crate::stream::Stream::new("synth");
+        batched.apply(crate::stream::Update::Header(Box::new(r.header().unwrap())));
+        let mut batch = Vec::new();
+        while let Some(item) = r.next_item().unwrap() {
+            match item {
+                crate::recording::Item::Event(e) => batch.push(e),
+                crate::recording::Item::Summary(s) => {
+                    batched.apply(crate::stream::Update::Events(std::mem::take(&mut batch)));
+                    batched.apply(crate::stream::Update::Summary(Box::new(s)));
+                }
+            }
+            if batch.len() == 5 {
+                batched.apply(crate::stream::Update::Events(std::mem::take(&mut batch)));
+            }
+        }
+        assert_eq!(
+            batched.document().unwrap().to_json(),
+            stream.document().unwrap().to_json()
+        );
+        assert_eq!(batched.recent.len(), stream.recent.len());
+
         let m = stream.model.as_ref().unwrap();
         assert_eq!(m.blocks.len(), 1003);
         let online = m.blocks.iter().filter(|b| b.state == BlockState::Online).count();

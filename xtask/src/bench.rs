@@ -25,10 +25,10 @@ pub struct BenchArgs {
     /// Rounds; each measures every mode once, in a rotating order.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
-    /// Online/offline cycles per measurement. Several, so that the recorder's periodic work
-    /// (a drain every 250 ms) falls into every measurement in proportion, instead of landing
-    /// in some and missing others by chance of phase.
-    #[arg(long, default_value_t = 4)]
+    /// Online/offline cycles per measurement. Many, so that the recorder's periodic work (a
+    /// drain every 250 ms) falls into every measurement in proportion: over 4 cycles (0.4 s)
+    /// one or two drains landed by chance of phase, 1% apart.
+    #[arg(long, default_value_t = 10)]
     pub cycles: u32,
     /// Memory blocks (128 MiB each) onlined and offlined per measurement.
     #[arg(long, default_value_t = 16)]
