@@ -198,7 +198,7 @@ pub const PAGEBLOCK_PFN_TO_PAGE: &str = "pageblock_pfn_to_page";
 /// hotplug activity. The slow-path counter runs once per pageblock of the zone at every
 /// online and offline (`set_zone_contiguous` checks them all), and on every compaction step
 /// in a zone that is not contiguous: 8-10% of an online/offline cycle in the lab's bench
-/// (BENCHMARKS.md), where the rest of mhpscope costs 2-3%.
+/// (BENCHMARKS.md), where the rest of mhpscope costs 1-2%.
 pub const OFF_BY_DEFAULT: &[(&str, &str)] = &[(
     PAGEBLOCK_PFN_TO_PAGE,
     "runs once per pageblock at every online and offline, and on compaction's hot path",

@@ -29,7 +29,7 @@ use crate::{
     stream::Update,
 };
 
-/// Lines in flight between a source and its view.
+/// Updates in flight between a source and its view (a line each, or a live drain's events).
 const CHANNEL_LINES: usize = 65_536;
 /// How often a followed file is polled for growth.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
