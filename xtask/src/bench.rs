@@ -196,10 +196,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             blocks[blocks.len() - 1],
             functions.join(" ")
         );
-        let mut samples: Vec<(Mode, Vec<u64>)> = modes.iter().map(|&m| (m, Vec::new())).collect();
-        // Pages that offlining migrated per cycle: what ran meanwhile and allocated on the
-        // blocks being offlined (a recorder writing its file) costs the offline path that too.
-        let mut migrated: Vec<(Mode, Vec<f64>)> = modes.iter().map(|&m| (m, Vec::new())).collect();
+        let mut samples: Vec<Samples> = modes
+            .iter()
+            .map(|&mode| Samples {
+                mode,
+                ns: Vec::new(),
+                migrated: Vec::new(),
+            })
+            .collect();
         // A first cycle warms caches and page tables; it is not measured.
         g.cycle(&blocks, 1)?;
         for round in 0..args.rounds {
@@ -207,18 +211,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             for i in 0..modes.len() {
                 let mode = modes[(round + i) % modes.len()];
                 let t = g.measure(mode, &blocks, &functions)?;
-                samples
-                    .iter_mut()
-                    .find(|(m, _)| *m == mode)
-                    .unwrap()
-                    .1
-                    .push(t.ns_per_cycle);
-                migrated
-                    .iter_mut()
-                    .find(|(m, _)| *m == mode)
-                    .unwrap()
-                    .1
-                    .push(t.migrated_per_cycle);
+                let of_mode = samples.iter_mut().find(|x| x.mode == mode).unwrap();
+                of_mode.ns.push(t.ns_per_cycle);
+                of_mode.migrated.push(t.migrated_per_cycle);
                 line += &format!(
                     "  {} {:.1} ms ({:.0} pages migrated)",
                     mode.name(),
@@ -228,7 +223,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
             println!("{line}");
         }
-        report(&samples, &migrated, args, release.trim(), &out, &g.recorder)
+        report(&samples, args, release.trim(), &out, &g.recorder)
     })();
     qemu.kill();
     let _ = std::fs::remove_dir_all(&sock_dir);
@@ -488,57 +483,46 @@ impl Bench<'_> {
                 );
                 Ok(timed)
             }
-            Mode::FunctionGraph | Mode::FunctionGraphWithCounter => {
+            Mode::FunctionGraph | Mode::FunctionGraphWithCounter | Mode::FunctionGraphRead => {
+                let reader = mode == Mode::FunctionGraphRead;
                 let functions: Vec<&str> = functions
                     .iter()
                     .copied()
                     .filter(|f| mode == Mode::FunctionGraphWithCounter || *f != COUNTED)
                     .collect();
+                let (start_reader, stop_reader) = if reader {
+                    (
+                        " && rm -f /tmp/fg.txt && ( cat trace_pipe > /tmp/fg.txt & echo $! > /tmp/fg.pid )",
+                        "kill $(cat /tmp/fg.pid); ",
+                    )
+                } else {
+                    ("", "")
+                };
                 self.sh(
                     &format!(
                         "cd {TRACING} && echo 0 > tracing_on && echo > trace && echo '{}' > set_ftrace_filter \
-                         && echo function_graph > current_tracer && echo 1 > tracing_on",
+                         && echo function_graph > current_tracer && echo 1 > tracing_on{start_reader}",
                         functions.join(" ")
                     ),
                     30,
                 )?;
                 let ns = self.timed(blocks, None);
                 self.sh(
-                    &format!("cd {TRACING} && echo 0 > tracing_on && echo nop > current_tracer && echo > set_ftrace_filter"),
-                    30,
-                )?;
-                ns
-            }
-            Mode::FunctionGraphRead => {
-                let functions: Vec<&str> = functions.iter().copied().filter(|f| *f != COUNTED).collect();
-                self.sh(
                     &format!(
-                        "cd {TRACING} && echo 0 > tracing_on && echo > trace && echo '{}' > set_ftrace_filter \
-                         && echo function_graph > current_tracer && echo 1 > tracing_on \
-                         && rm -f /tmp/fg.txt && ( cat trace_pipe > /tmp/fg.txt & echo $! > /tmp/fg.pid )",
-                        functions.join(" ")
+                        "cd {TRACING} && echo 0 > tracing_on && {stop_reader}echo nop > current_tracer \
+                         && echo > set_ftrace_filter"
                     ),
                     30,
                 )?;
-                let ns = self.timed(blocks, None);
-                let read = self.sh(
-                    &format!(
-                        "cd {TRACING} && echo 0 > tracing_on && kill $(cat /tmp/fg.pid); \
-                         echo nop > current_tracer && echo > set_ftrace_filter; grep -c online_pages /tmp/fg.txt || true"
-                    ),
-                    30,
-                )?;
-                // The reader must have seen the calls, or this mode measured nothing.
-                let seen: u64 = read
-                    .trim()
-                    .lines()
-                    .last()
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(0);
-                anyhow::ensure!(
-                    seen > 0,
-                    "the function_graph reader saw no online_pages call: {read:?}"
-                );
+                if reader {
+                    // The reader must have seen the calls, or this mode measured nothing.
+                    let read = self.sh("grep -c online_pages /tmp/fg.txt || true", 30)?;
+                    let seen: u64 = read.trim().parse().unwrap_or(0);
+                    anyhow::ensure!(
+                        seen > 0,
+                        "the function_graph reader saw no online_pages call: {read:?}"
+                    );
+                }
                 ns
             }
         }
@@ -560,15 +544,25 @@ fn median<T: Copy + PartialOrd>(v: &[T]) -> T {
     s[s.len() / 2]
 }
 
+/// One mode's measurements, one per round.
+struct Samples {
+    mode: Mode,
+    /// Guest time per cycle.
+    ns: Vec<u64>,
+    /// Pages that offlining migrated per cycle: what ran meanwhile and allocated on the
+    /// blocks being offlined (a recorder writing its file) costs the offline path that too.
+    migrated: Vec<f64>,
+}
+
 /// Each round's time of `mode` over that same round's untraced time: pairing within a round
 /// cancels drift between rounds.
-fn paired_ratios(samples: &[(Mode, Vec<u64>)], mode: Mode) -> Vec<f64> {
+fn paired_ratios(samples: &[Samples], mode: Mode) -> Vec<f64> {
     let of = |m: Mode| {
         &samples
             .iter()
-            .find(|(x, _)| *x == m)
+            .find(|x| x.mode == m)
             .expect("every mode measured")
-            .1
+            .ns
     };
     of(mode)
         .iter()
@@ -578,8 +572,7 @@ fn paired_ratios(samples: &[(Mode, Vec<u64>)], mode: Mode) -> Vec<f64> {
 }
 
 fn report(
-    samples: &[(Mode, Vec<u64>)],
-    migrated: &[(Mode, Vec<f64>)],
+    samples: &[Samples],
     args: &BenchArgs,
     release: &str,
     out: &std::path::Path,
@@ -595,17 +588,18 @@ fn report(
         args.blocks, args.cycles, args.rounds
     );
     let mut json_rows = Vec::new();
-    for (mode, v) in samples {
+    for Samples {
+        mode,
+        ns: v,
+        migrated: pages,
+    } in samples
+    {
         let ratios = paired_ratios(samples, *mode);
         let (lo, hi) = ratios
             .iter()
             .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
         let m = median(v);
         let ratio = median(&ratios);
-        let pages = migrated
-            .iter()
-            .find(|(x, _)| x == mode)
-            .map_or(&[][..], |(_, p)| p);
         println!(
             "bench:   {:<19} {:>9.2} ms   x{ratio:.3}   (rounds: x{lo:.3} to x{hi:.3})   {:.0} pages migrated",
             mode.name(),
@@ -621,7 +615,7 @@ fn report(
     let ratio = |mode: Mode| {
         samples
             .iter()
-            .any(|(m, _)| *m == mode)
+            .any(|x| x.mode == mode)
             .then(|| median(&paired_ratios(samples, mode)))
     };
     if let Some(mh) = ratio(Mode::Mhpscope) {
