@@ -143,8 +143,9 @@ impl RawEvent {
 pub const NO_OFFSET: u64 = u64::MAX;
 
 /// Struct member offsets (bytes) and sizes, resolved in userspace from the running kernel's BTF
-/// and written into the eBPF object's `OFFSETS` global before load. Rust eBPF has no CO-RE, so a
-/// layout baked in at build time would read wrong fields on another kernel.
+/// (plus one kernel address, from kallsyms), and written into the eBPF object's `OFFSETS`
+/// global before load. Rust eBPF has no CO-RE, so a layout baked in at build time would read
+/// wrong fields on another kernel.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelOffsets {
@@ -170,6 +171,12 @@ pub struct KernelOffsets {
     /// `struct trace_event_raw_mm_page_alloc` members (the tracepoint's record).
     pub tp_page_alloc_pfn: u64,
     pub tp_page_alloc_order: u64,
+    /// Address of the kernel variable `vmemmap_base` (x86-64, from /proc/kallsyms; 0 when
+    /// unknown). Its value is the address of the memmap's first `struct page`, which turns a
+    /// page pointer into its pfn.
+    pub vmemmap_base_addr: u64,
+    /// `sizeof(struct page)`.
+    pub page_size: u64,
 }
 
 impl KernelOffsets {
@@ -193,6 +200,8 @@ impl KernelOffsets {
         pgmap_range: NO_OFFSET,
         tp_page_alloc_pfn: NO_OFFSET,
         tp_page_alloc_order: NO_OFFSET,
+        vmemmap_base_addr: 0,
+        page_size: 0,
     };
 }
 

@@ -7,17 +7,19 @@
 //! "after" state. Struct fields are read at offsets that userspace resolved from the running
 //! kernel's BTF (`OFFSETS`); scalar arguments need none.
 //!
-//! Besides: a `kmem:mm_page_alloc` tracepoint program that reports allocations made inside
-//! `__add_pages` (where a hot-add allocates its memmap), and per-CPU counters of slow-path
+//! Besides: `kmem:mm_page_alloc` programs (raw tracepoint, or classic as the fallback) that
+//! report allocations made inside `__add_pages` (where a hot-add allocates its memmap), and per-CPU counters of slow-path
 //! `__pageblock_pfn_to_page` calls, which sit on compaction's hot path and so emit no events.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
-    macros::{fentry, fexit, kprobe, kretprobe, map, tracepoint},
+    macros::{fentry, fexit, kprobe, kretprobe, map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, PerCpuArray, RingBuf},
-    programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext, TracePointContext},
+    programs::{
+        FEntryContext, FExitContext, ProbeContext, RawTracePointContext, RetProbeContext, TracePointContext,
+    },
     EbpfContext,
 };
 use aya_log_ebpf::warn;
@@ -92,16 +94,25 @@ fn kread<T: Copy + Default>(base: u64, off: u64) -> T {
     unsafe { bpf_probe_read_kernel((base + off) as *const T) }.unwrap_or_default()
 }
 
-/// Scalar arguments, whichever way the program was attached.
+/// Arguments, whichever way the program was attached.
 trait Args: EbpfContext {
+    /// A scalar argument (an integer, or a pointer used only as a number).
     fn arg(&self, n: usize) -> u64;
+    /// A struct pointer argument, as a plain number.
+    fn ptr_arg(&self, n: usize) -> u64;
 }
 
-/// Through the ctx slot with a probe read: the verifier types pointer arguments by BTF and
-/// refuses arithmetic such as `zone - node_zones` on them; read this way, they are scalars.
+/// Scalars load straight from the context. The verifier types a struct pointer loaded that way
+/// by BTF and refuses arithmetic on it (such as `zone - node_zones`), so pointers are copied out
+/// of their slot with a probe read, which yields a plain number.
 impl Args for FEntryContext {
     #[inline(always)]
     fn arg(&self, n: usize) -> u64 {
+        unsafe { *(self.as_ptr() as *const u64).add(n) }
+    }
+
+    #[inline(always)]
+    fn ptr_arg(&self, n: usize) -> u64 {
         unsafe { bpf_probe_read_kernel((self.as_ptr() as *const u64).add(n)) }.unwrap_or(0)
     }
 }
@@ -110,6 +121,41 @@ impl Args for ProbeContext {
     #[inline(always)]
     fn arg(&self, n: usize) -> u64 {
         ProbeContext::arg::<u64>(self, n).unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn ptr_arg(&self, n: usize) -> u64 {
+        Args::arg(self, n)
+    }
+}
+
+/// The arguments each traced function's programs use: how many (the verifier refuses a load past
+/// the function's last argument) and which of them are struct pointers (bit n for argument n).
+/// Prototypes: `../shared/research/probe-points.md`; they agree on these on 6.1, 6.12 and 7.2.
+#[inline(always)]
+const fn args_used(kind: u32) -> (usize, u32) {
+    match kind {
+        // (int nid, struct resource *res, mhp_t mhp_flags)
+        kind::ADD_MEMORY_RESOURCE => (3, 0b010),
+        // (int nid, u64|unsigned long, u64|unsigned long, struct mhp_params *params)
+        kind::ARCH_ADD_MEMORY | kind::ADD_PAGES => (4, 0b1000),
+        // (unsigned long pfn, unsigned long nr_pages, struct zone *zone, ...)
+        kind::MHP_INIT_MEMMAP_ON_MEMORY | kind::ONLINE_PAGES | kind::OFFLINE_PAGES => (3, 0b100),
+        // (struct zone *zone, unsigned long start_pfn, unsigned long nr_pages, ...)
+        kind::MOVE_PFN_RANGE_TO_ZONE | kind::REMOVE_PFN_RANGE_FROM_ZONE => (3, 0b001),
+        // (struct zone *zone)
+        kind::SET_ZONE_CONTIGUOUS => (1, 0b1),
+        // (u64 start, u64 size)
+        kind::TRY_REMOVE_MEMORY => (2, 0),
+        // (unsigned long size, int nid, unsigned long zone, unsigned long start_pfn,
+        //  unsigned long zone_end_pfn, enum meminit_context context, ...)
+        kind::MEMMAP_INIT_RANGE => (6, 0),
+        // (struct zone *zone, unsigned long start_pfn, unsigned long nr_pages, struct dev_pagemap *)
+        kind::MEMMAP_INIT_ZONE_DEVICE => (4, 0b1001),
+        // memremap_pages(struct dev_pagemap *pgmap, int nid), memunmap_pages(struct dev_pagemap *)
+        kind::MEMREMAP_PAGES => (2, 0b01),
+        kind::MEMUNMAP_PAGES => (1, 0b1),
+        _ => (0, 0),
     }
 }
 
@@ -191,17 +237,23 @@ fn close_window() {
 /// so each program keeps only its own branch.
 #[inline(always)]
 fn on_entry<C: Args>(ctx: &C, kind: u32) -> u32 {
+    let (used, pointers) = args_used(kind);
     let mut args = [0u64; NR_SAVED];
     let mut i = 0;
-    while i < NR_SAVED {
-        args[i] = ctx.arg(i);
+    while i < used && i < NR_SAVED {
+        args[i] = if pointers & (1 << i) != 0 {
+            ctx.ptr_arg(i)
+        } else {
+            ctx.arg(i)
+        };
         i += 1;
     }
     let (a, b) = match kind {
-        kind::MOVE_PFN_RANGE_TO_ZONE | kind::REMOVE_PFN_RANGE_FROM_ZONE => {
-            let z = zone_info(args[0]);
-            (z.start_pfn, z.spanned)
-        }
+        // The span before; the exit side finds the node and zone index.
+        kind::MOVE_PFN_RANGE_TO_ZONE | kind::REMOVE_PFN_RANGE_FROM_ZONE => (
+            kread(args[0], off!(zone_start_pfn)),
+            kread(args[0], off!(zone_spanned_pages)),
+        ),
         kind::SET_ZONE_CONTIGUOUS => (kread::<u8>(args[0], off!(zone_contiguous)) as u64, 0),
         kind::ADD_PAGES => {
             open_window(args[0], args[1]);
@@ -519,23 +571,20 @@ traced!(
 
 // ---- memmap allocations --------------------------------------------------------------------
 
-/// kmem:mm_page_alloc. Only allocations by a task inside `__add_pages` are reported: those are
-/// the new memmap (unless self-hosted) and its page tables, taken from existing memory.
-#[tracepoint]
-pub fn mm_page_alloc(ctx: TracePointContext) -> u32 {
+/// The `__add_pages` window the current task is in, if any. Page allocations happen all over
+/// the system: outside a hot-add this costs one array read.
+#[inline(always)]
+fn current_window() -> Option<Window> {
     if WINDOW_CTL.get(0).copied().unwrap_or(0) == 0 {
-        return 0;
+        return None;
     }
-    let Some(w) = (unsafe { WINDOWS.get(&bpf_get_current_pid_tgid()) }).copied() else {
-        return 0;
-    };
-    let pfn_off = off!(tp_page_alloc_pfn);
-    let order_off = off!(tp_page_alloc_order);
-    if pfn_off == NO_OFFSET || order_off == NO_OFFSET {
-        return 0;
-    }
-    let pfn: u64 = unsafe { ctx.read_at(pfn_off as usize) }.unwrap_or(u64::MAX);
-    let order: u32 = unsafe { ctx.read_at(order_off as usize) }.unwrap_or(0);
+    unsafe { WINDOWS.get(&bpf_get_current_pid_tgid()) }.copied()
+}
+
+/// Reports one allocation made inside a window: those are the new memmap (unless self-hosted)
+/// and its page tables, taken from existing memory.
+#[inline(always)]
+fn emit_page_alloc<C: EbpfContext>(ctx: &C, w: &Window, pfn: u64, order: u32) {
     let mut ev = RawEvent {
         kind: kind::PAGE_ALLOC,
         ret: 0,
@@ -548,7 +597,45 @@ pub fn mm_page_alloc(ctx: TracePointContext) -> u32 {
     ev.args[arg::PA_ORDER] = order as u64;
     ev.args[arg::PA_WINDOW_NID] = w.nid;
     ev.args[arg::PA_WINDOW_PFN] = w.pfn;
-    emit(&ctx, &ev);
+    emit(ctx, &ev);
+}
+
+/// kmem:mm_page_alloc as a raw tracepoint (preferred): the kernel hands over the tracepoint's
+/// arguments `(struct page *page, unsigned int order, ...)` without first building the trace
+/// record, which every page allocation in the system would pay for. The pfn is the page's
+/// index in the virtual memmap, which starts at the value of `vmemmap_base`.
+#[raw_tracepoint(tracepoint = "mm_page_alloc")]
+pub fn mm_page_alloc_raw(ctx: RawTracePointContext) -> u32 {
+    let Some(w) = current_window() else {
+        return 0;
+    };
+    let args = ctx.as_ptr() as *const u64;
+    let (page, order) = unsafe { (*args, *args.add(1) as u32) };
+    let memmap: u64 = kread(off!(vmemmap_base_addr), 0);
+    let size = off!(page_size);
+    let pfn = if memmap != 0 && size != 0 && page >= memmap {
+        (page - memmap) / size
+    } else {
+        u64::MAX
+    };
+    emit_page_alloc(&ctx, &w, pfn, order);
+    0
+}
+
+/// kmem:mm_page_alloc as a classic tracepoint (the fallback): reads the record's fields.
+#[tracepoint]
+pub fn mm_page_alloc(ctx: TracePointContext) -> u32 {
+    let Some(w) = current_window() else {
+        return 0;
+    };
+    let pfn_off = off!(tp_page_alloc_pfn);
+    let order_off = off!(tp_page_alloc_order);
+    if pfn_off == NO_OFFSET || order_off == NO_OFFSET {
+        return 0;
+    }
+    let pfn: u64 = unsafe { ctx.read_at(pfn_off as usize) }.unwrap_or(u64::MAX);
+    let order: u32 = unsafe { ctx.read_at(order_off as usize) }.unwrap_or(0);
+    emit_page_alloc(&ctx, &w, pfn, order);
     0
 }
 
@@ -571,12 +658,12 @@ fn count_slowpath(zone: u64) -> u32 {
 
 #[fentry]
 pub fn pageblock_pfn_to_page_fentry(ctx: FEntryContext) -> u32 {
-    count_slowpath(Args::arg(&ctx, 2))
+    count_slowpath(ctx.ptr_arg(2))
 }
 
 #[kprobe]
 pub fn pageblock_pfn_to_page_kprobe(ctx: ProbeContext) -> u32 {
-    count_slowpath(Args::arg(&ctx, 2))
+    count_slowpath(ctx.ptr_arg(2))
 }
 
 #[cfg(not(test))]

@@ -159,7 +159,16 @@ pub fn resolve_layout(btf: &KernelBtf) -> Layout {
         .enum_values("zone_type")
         .map(|vals| zone_names_from_enum(&vals))
         .unwrap_or_else(|_| default_zone_names());
-    let struct_page_size = btf.struct_size("page").unwrap_or(64);
+    let struct_page_size = match btf.struct_size("page") {
+        Ok(v) => {
+            o.page_size = v;
+            v
+        }
+        Err(_) => {
+            missing.push("page (size)".into());
+            64
+        }
+    };
     Layout {
         offsets: o,
         missing,
@@ -235,6 +244,7 @@ mod tests {
         assert_eq!(o.resource_start, 0);
         assert_eq!(o.resource_end, 8);
         assert_eq!(layout.facts.struct_page_size, 64);
+        assert_eq!(o.page_size, 64);
         assert!(layout.facts.zone_names.contains(&"Movable".to_string()));
         assert!(btf.has_function("online_pages"));
         assert!(

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod event;
 pub mod frame;
 pub mod host;
+pub mod kallsyms;
 pub mod kernel_btf;
 pub mod live;
 pub mod loader;

@@ -4,7 +4,7 @@ use std::{io, os::fd::OwnedFd, path::Path};
 
 use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
-    programs::{FEntry, FExit, KProbe, ProgramError, TracePoint},
+    programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
 use log::{debug, warn};
@@ -13,9 +13,10 @@ use probe_common::{SLOWPATH_SLOTS, ZONES_PER_NODE};
 use crate::{
     event::ZoneId,
     host::Host,
+    kallsyms,
     kernel_btf::{self, KernelBtf, TypeFacts},
     model::ProbeCost,
-    probes::{off_by_default, Attempt, Method, ProbeSpec, ProbeStatus, Way, ADD_PAGES, PROBES},
+    probes::{off_by_default, Attempt, Method, ProbeSpec, ProbeStatus, Way, ADD_PAGES, PROBES, VMEMMAP_BASE},
 };
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mhpscope.bpf.o"));
@@ -156,7 +157,15 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
         Ok(b) => b,
         Err(e) => return not_loaded(&format!("no BTF: {e}"), default_facts()),
     };
-    let layout = kernel_btf::resolve_layout(&kbtf);
+    let mut layout = kernel_btf::resolve_layout(&kbtf);
+    match kallsyms::address("vmemmap_base") {
+        Ok(Some(addr)) => layout.offsets.vmemmap_base_addr = addr,
+        Ok(None) => layout.missing.push(VMEMMAP_BASE.into()),
+        Err(e) => {
+            debug!("reading {}: {e}", kallsyms::KALLSYMS);
+            layout.missing.push(VMEMMAP_BASE.into());
+        }
+    }
     let aya_btf = match Btf::from_sys_fs() {
         Ok(b) => b,
         Err(e) => return not_loaded(&format!("no BTF: aya cannot parse it: {e}"), layout.facts),
@@ -325,12 +334,8 @@ fn attach(
     opts: &Options,
     earlier: &[ProbeStatus],
 ) -> ProbeStatus {
-    if let Some(m) = spec.needs.iter().find(|n| missing.iter().any(|m| m == *n)) {
-        return ProbeStatus::failed(
-            spec,
-            format!("struct member {m} is not in this kernel's BTF"),
-            Vec::new(),
-        );
+    if let Some(m) = first_missing(spec.needs, missing) {
+        return ProbeStatus::failed(spec, unresolved(m), Vec::new());
     }
     let mut tried = Vec::new();
     for alt in spec.alternatives {
@@ -342,7 +347,7 @@ fn attach(
                 method.as_str()
             ))
         } else {
-            try_way(ebpf, btf, kbtf, &alt.way, host, earlier)
+            try_way(ebpf, btf, kbtf, missing, &alt.way, host, earlier)
         };
         match result {
             Ok(()) => return ProbeStatus::attached(spec, alt, tried),
@@ -360,10 +365,27 @@ fn attach(
     ProbeStatus::failed(spec, reason, tried)
 }
 
+/// The first of `needs` that could not be resolved on the running kernel.
+fn first_missing<'a>(needs: &[&'a str], missing: &[String]) -> Option<&'a str> {
+    needs.iter().copied().find(|n| missing.iter().any(|m| m == n))
+}
+
+/// Why a needed member or symbol is unknown, in plain words.
+fn unresolved(needed: &str) -> String {
+    if needed == VMEMMAP_BASE {
+        "vmemmap_base's address is not in /proc/kallsyms (not an x86-64 kernel with a movable \
+         memory layout, or kptr_restrict hides it)"
+            .into()
+    } else {
+        format!("struct member {needed} is not in this kernel's BTF")
+    }
+}
+
 fn try_way(
     ebpf: &mut Ebpf,
     btf: &Btf,
     kbtf: &KernelBtf,
+    missing: &[String],
     way: &Way,
     host: &Host,
     earlier: &[ProbeStatus],
@@ -412,15 +434,16 @@ fn try_way(
                 .map_err(|e| fail((Stage::Attach, e)))
         }
         Way::Tracepoint {
+            raw,
             category,
             name,
             program: prog,
+            needs,
         } => {
-            let p: &mut TracePoint = program(ebpf, prog).map_err(fail)?;
-            p.load().map_err(|e| fail((Stage::Load, e)))?;
-            p.attach(category, name)
-                .map(|_| ())
-                .map_err(|e| fail((Stage::Attach, e)))
+            if let Some(m) = first_missing(needs, missing) {
+                return Err(unresolved(m));
+            }
+            attach_tracepoint(ebpf, raw, category, name, prog).map_err(fail)
         }
         Way::Caller { probe, .. } => match earlier.iter().find(|p| p.name == probe) {
             Some(p) if p.attached => Ok(()),
@@ -459,6 +482,26 @@ fn attach_fentry_pair(
         }
     }
     result
+}
+
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    raw: bool,
+    category: &str,
+    name: &str,
+    prog: &str,
+) -> Result<(), (Stage, ProgramError)> {
+    if raw {
+        let p: &mut RawTracePoint = program(ebpf, prog)?;
+        p.load().map_err(|e| (Stage::Load, e))?;
+        p.attach(name).map(|_| ()).map_err(|e| (Stage::Attach, e))
+    } else {
+        let p: &mut TracePoint = program(ebpf, prog)?;
+        p.load().map_err(|e| (Stage::Load, e))?;
+        p.attach(category, name)
+            .map(|_| ())
+            .map_err(|e| (Stage::Attach, e))
+    }
 }
 
 fn attach_kprobe_pair(
@@ -631,6 +674,28 @@ mod tests {
         );
         assert_eq!(verifier_error_line("only this\n"), "only this");
         assert_eq!(verifier_error_line(""), "");
+    }
+
+    /// A way's own needs decide it: the raw page-allocation tracepoint is passed over when the
+    /// kernel hides vmemmap_base, and the classic one, which needs BTF members instead, is not.
+    #[test]
+    fn a_way_that_needs_what_is_missing_says_what() {
+        let missing = vec![VMEMMAP_BASE.to_string()];
+        let spec = PROBES.iter().find(|p| p.name == "mm_page_alloc").unwrap();
+        let needs: Vec<_> = spec
+            .alternatives
+            .iter()
+            .map(|a| match a.way {
+                Way::Tracepoint { needs, .. } => first_missing(needs, &missing),
+                _ => panic!("mm_page_alloc has tracepoint ways only"),
+            })
+            .collect();
+        assert_eq!(needs, [Some(VMEMMAP_BASE), None]);
+        assert!(unresolved(VMEMMAP_BASE).contains("/proc/kallsyms"));
+        assert_eq!(
+            unresolved("zone.contiguous"),
+            "struct member zone.contiguous is not in this kernel's BTF"
+        );
     }
 
     #[test]

@@ -5,7 +5,10 @@ use clap::{Args, Parser, Subcommand};
 use mhpscope::{commands, loader::Options, probes::Method, schema, serve, source::Input, tui};
 
 fn parse_method(s: &str) -> Result<Method, String> {
-    Method::parse(s).ok_or_else(|| format!("unknown method {s:?} (fentry, kprobe, tracepoint, caller)"))
+    Method::parse(s).ok_or_else(|| {
+        let known: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
+        format!("unknown method {s:?} ({})", known.join(", "))
+    })
 }
 
 #[derive(Parser)]
@@ -14,8 +17,8 @@ struct Cli {
     /// More output: -v shows kernel-side diagnostics and probe warnings, -vv debug detail.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Do not use these attach methods even where they work (fentry, kprobe, tracepoint,
-    /// caller): shows and tests the fallbacks.
+    /// Do not use these attach methods even where they work (fentry, kprobe, raw_tracepoint,
+    /// tracepoint, caller): shows and tests the fallbacks.
     #[arg(long, global = true, value_delimiter = ',', value_parser = parse_method)]
     avoid: Vec<Method>,
     /// Leave these probes out (names as `mhpscope probes` lists them), e.g. `mm_page_alloc`

@@ -8,25 +8,33 @@ use serde::{Deserialize, Serialize};
 pub enum Method {
     Fentry,
     Kprobe,
+    RawTracepoint,
     Tracepoint,
     /// No program of its own: a caller's probe carries the data.
     Caller,
 }
 
 impl Method {
+    pub const ALL: [Method; 5] = [
+        Method::Fentry,
+        Method::Kprobe,
+        Method::RawTracepoint,
+        Method::Tracepoint,
+        Method::Caller,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Fentry => "fentry",
             Method::Kprobe => "kprobe",
+            Method::RawTracepoint => "raw_tracepoint",
             Method::Tracepoint => "tracepoint",
             Method::Caller => "caller",
         }
     }
 
     pub fn parse(s: &str) -> Option<Method> {
-        [Method::Fentry, Method::Kprobe, Method::Tracepoint, Method::Caller]
-            .into_iter()
-            .find(|m| m.as_str() == s)
+        Method::ALL.into_iter().find(|m| m.as_str() == s)
     }
 }
 
@@ -46,10 +54,15 @@ pub enum Way {
         function: &'static str,
         program: &'static str,
     },
+    /// A tracepoint, classic (`raw: false`: the program reads the trace record the kernel
+    /// builds) or raw (the program gets the tracepoint's arguments). `needs`: what must have
+    /// been resolved on the running kernel (struct members, kallsyms symbols) for this way.
     Tracepoint {
+        raw: bool,
         category: &'static str,
         name: &'static str,
         program: &'static str,
+        needs: &'static [&'static str],
     },
     /// Derived from another probe point, which must be attached: `probe` is its name.
     Caller {
@@ -71,7 +84,8 @@ impl Way {
     pub fn method(&self) -> Method {
         match *self {
             Way::Pair { method, .. } | Way::Entry { method, .. } => method,
-            Way::Tracepoint { .. } => Method::Tracepoint,
+            Way::Tracepoint { raw: true, .. } => Method::RawTracepoint,
+            Way::Tracepoint { raw: false, .. } => Method::Tracepoint,
             Way::Caller { .. } => Method::Caller,
         }
     }
@@ -97,7 +111,8 @@ impl Way {
                 ..
             } => "kprobe/kretprobe".into(),
             Way::Pair { method, .. } | Way::Entry { method, .. } => method.as_str().into(),
-            Way::Tracepoint { .. } => "tracepoint".into(),
+            Way::Tracepoint { raw: true, .. } => "raw tracepoint".into(),
+            Way::Tracepoint { raw: false, .. } => "tracepoint".into(),
             Way::Caller { function, .. } => format!("caller {function}"),
         }
     }
@@ -192,6 +207,9 @@ macro_rules! pair {
 }
 
 pub const ADD_PAGES: &str = "__add_pages";
+/// The kallsyms symbol whose value is the memmap's start (x86-64): what the raw page-allocation
+/// tracepoint needs to turn a page pointer into a pfn.
+pub const VMEMMAP_BASE: &str = "vmemmap_base (kallsyms)";
 pub const PAGEBLOCK_PFN_TO_PAGE: &str = "pageblock_pfn_to_page";
 
 /// Probes left out unless `--with` names them, and why: they run on a hot path whatever the
@@ -246,19 +264,33 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         name: "mm_page_alloc",
-        needs: &[
-            "trace_event_raw_mm_page_alloc.pfn",
-            "trace_event_raw_mm_page_alloc.order",
-        ],
+        needs: &[],
         shows: "where each hot-add's memmap was allocated: node, bytes, off-node",
-        alternatives: &[Alternative {
-            way: Way::Tracepoint {
-                category: "kmem",
-                name: "mm_page_alloc",
-                program: "mm_page_alloc",
+        alternatives: &[
+            Alternative {
+                way: Way::Tracepoint {
+                    raw: true,
+                    category: "kmem",
+                    name: "mm_page_alloc",
+                    program: "mm_page_alloc_raw",
+                    needs: &["page (size)", VMEMMAP_BASE],
+                },
+                loses: "",
             },
-            loses: "",
-        }],
+            Alternative {
+                way: Way::Tracepoint {
+                    raw: false,
+                    category: "kmem",
+                    name: "mm_page_alloc",
+                    program: "mm_page_alloc",
+                    needs: &[
+                        "trace_event_raw_mm_page_alloc.pfn",
+                        "trace_event_raw_mm_page_alloc.order",
+                    ],
+                },
+                loses: "costs more on every page allocation in the system: the kernel builds the trace record first",
+            },
+        ],
     },
     ProbeSpec {
         name: "mhp_init_memmap_on_memory",
@@ -382,7 +414,8 @@ pub struct ProbeStatus {
     /// The function (or tracepoint) actually watched.
     pub function: String,
     pub attached: bool,
-    /// "fentry/fexit", "kprobe/kretprobe", "tracepoint", "caller <function>" when attached.
+    /// "fentry/fexit", "kprobe/kretprobe", "raw tracepoint", "tracepoint", "caller <function>"
+    /// when attached.
     pub method: Option<String>,
     /// Why not, when nothing attached.
     pub reason: Option<String>,

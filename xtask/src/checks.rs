@@ -127,6 +127,7 @@ fn all(c: &mut Checker, plan: &Plan, t: &GroundTruth, r: &Report) -> Result<()> 
         },
     );
     fallbacks(c, t, r);
+    page_alloc_way(c, plan, r);
 
     if !plan.dimms.is_empty() {
         let before = &t.snapshot("before-add")?.parsed;
@@ -191,6 +192,37 @@ fn fallbacks(c: &mut Checker, t: &GroundTruth, r: &Report) {
             ),
         );
     }
+}
+
+/// Page allocations come from the raw tracepoint (the guests are x86-64 with `vmemmap_base` in
+/// kallsyms), or from the classic one when the scenario avoids raw tracepoints.
+fn page_alloc_way(c: &mut Checker, plan: &Plan, r: &Report) {
+    let p = r.probes.iter().find(|p| p.name == "mm_page_alloc");
+    let method = p.and_then(|p| p.method.clone()).unwrap_or_default();
+    let tried: Vec<String> = p
+        .map(|p| {
+            p.tried
+                .iter()
+                .map(|a| {
+                    let field = |k: &str| a.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+                    format!("{}: {}", field("way"), field("error"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ok = if plan.avoid_raw_tracepoint {
+        method == "tracepoint" && tried.len() == 1 && tried[0].starts_with("raw tracepoint: ")
+    } else {
+        method == "raw tracepoint" && tried.is_empty()
+    };
+    c.check(
+        "probes.mm_page_alloc.way",
+        ok,
+        format!(
+            "avoid raw tracepoints: {}; attached with {method:?}, after {tried:?}",
+            plan.avoid_raw_tracepoint
+        ),
+    );
 }
 
 fn hot_adds(c: &mut Checker, t: &GroundTruth, r: &Report) {

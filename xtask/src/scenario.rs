@@ -44,6 +44,9 @@ pub struct Plan {
     pub compaction: bool,
     /// Also run `mhpscope top` live in the guest (under tmux) and capture its screen.
     pub top: bool,
+    /// Record with `--avoid raw_tracepoint`: page allocations then come from the classic
+    /// tracepoint, the fallback, and the checks hold its data against the ground truth too.
+    pub avoid_raw_tracepoint: bool,
 }
 
 pub const PLANS: &[Plan] = &[
@@ -73,6 +76,7 @@ pub const PLANS: &[Plan] = &[
         together: false,
         compaction: true,
         top: true,
+        avoid_raw_tracepoint: false,
     },
     Plan {
         name: "offnode",
@@ -98,6 +102,9 @@ pub const PLANS: &[Plan] = &[
         together: true,
         compaction: false,
         top: false,
+        // Every memmap here comes from existing memory, on two nodes: the most allocations
+        // for the fallback to report.
+        avoid_raw_tracepoint: true,
     },
     Plan {
         name: "devdax",
@@ -109,6 +116,7 @@ pub const PLANS: &[Plan] = &[
         together: false,
         compaction: false,
         top: false,
+        avoid_raw_tracepoint: false,
     },
 ];
 
@@ -674,13 +682,23 @@ impl Ctx<'_> {
 /// counter): the checks compare all of them with the ground truth.
 const WITH_ALL: &str = "--with pageblock_pfn_to_page";
 
+/// The options the recorder (and `probes` beside it) runs with in this scenario.
+fn recorder_flags(plan: &Plan) -> String {
+    if plan.avoid_raw_tracepoint {
+        format!("{WITH_ALL} --avoid raw_tracepoint")
+    } else {
+        WITH_ALL.to_string()
+    }
+}
+
 fn start_recorder(c: &mut Ctx) -> Result<()> {
     // The subshell leaves /tmp/rec.rc behind when mhpscope exits: a zombie-proof exit signal.
     // ash starts background jobs with SIGINT ignored; `trap - INT` restores the default so the
     // later `kill -INT` reaches mhpscope as it would from a terminal.
+    let flags = recorder_flags(c.plan);
     c.sh(
         &format!(
-            "rm -f /tmp/rec.*; ( sh -c 'trap - INT; echo $$ > /tmp/rec.pid; exec {MHPSCOPE} {WITH_ALL} record -o /tmp/rec.ndjson' >/tmp/rec.log 2>&1; echo $? > /tmp/rec.rc ) >/dev/null 2>&1 &"
+            "rm -f /tmp/rec.*; ( sh -c 'trap - INT; echo $$ > /tmp/rec.pid; exec {MHPSCOPE} {flags} record -o /tmp/rec.ndjson' >/tmp/rec.log 2>&1; echo $? > /tmp/rec.rc ) >/dev/null 2>&1 &"
         ),
         30,
     )?;
@@ -735,7 +753,7 @@ fn start_recorder(c: &mut Ctx) -> Result<()> {
         )?;
         println!("lab:        streaming the recording over {STREAM_TTY}");
     }
-    let probes = c.sh_rc(&format!("{MHPSCOPE} {WITH_ALL} probes"), 180)?;
+    let probes = c.sh_rc(&format!("{MHPSCOPE} {} probes", recorder_flags(c.plan)), 180)?;
     std::fs::write(c.out_dir.join("probes.txt"), &probes.text)?;
     if probes.rc != 0 {
         println!("lab:        warning: `mhpscope probes` exited {}", probes.rc);
@@ -745,7 +763,7 @@ fn start_recorder(c: &mut Ctx) -> Result<()> {
 
 fn stop_recorder(c: &mut Ctx) -> Result<()> {
     // While the recorder still runs: `probes` shows its programs' run-time statistics.
-    let probes = c.sh_rc(&format!("{MHPSCOPE} {WITH_ALL} probes"), 180)?;
+    let probes = c.sh_rc(&format!("{MHPSCOPE} {} probes", recorder_flags(c.plan)), 180)?;
     std::fs::write(c.out_dir.join("probes-end.txt"), &probes.text)?;
     c.truth.probes_at_end = Some(probes.text);
     c.sh("kill -INT $(cat /tmp/rec.pid)", 30)?;
