@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// function_graph, function_graph+, function_graph-read.
     #[arg(long, value_delimiter = ',')]
     pub modes: Vec<String>,
+    /// More options for mhpscope in every mhpscope mode, to measure a variant: e.g.
+    /// `--mhpscope-flags="--avoid raw_tracepoint"` or `--mhpscope-flags="--skip mm_page_alloc"`.
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    pub mhpscope_flags: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +184,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             qemu: &mut qemu,
             recorder: Vec::new(),
             cycles: args.cycles,
+            extra_flags: &args.mhpscope_flags,
         };
         let release = g.sh("uname -r", 30)?;
         let clock = g.sh(
@@ -237,6 +242,8 @@ struct Bench<'a> {
     recorder: Vec<RecorderCost>,
     /// Cycles per measurement.
     cycles: u32,
+    /// `--mhpscope-flags`.
+    extra_flags: &'a str,
 }
 
 /// The recorder's side of one measurement: its own CPU time during the cycle, and its probes'
@@ -413,11 +420,12 @@ impl Bench<'_> {
             | Mode::MhpscopeWithCounter
             | Mode::MhpscopeSkipPageAlloc
             | Mode::MhpscopeKernelSide => {
-                let flags = match mode {
+                let mode_flags = match mode {
                     Mode::MhpscopeWithCounter => format!("--with {COUNTER}"),
                     Mode::MhpscopeSkipPageAlloc => format!("--skip {PAGE_ALLOC}"),
                     _ => String::new(),
                 };
+                let flags = format!("{mode_flags} {}", self.extra_flags);
                 self.sh(
                     &format!(
                         "rm -f /tmp/bench.*; ( {MHPSCOPE} {flags} record -o /tmp/bench.ndjson >/tmp/bench.log 2>&1 & echo $! > /tmp/bench.pid )"
@@ -493,7 +501,9 @@ impl Bench<'_> {
                 let (start_reader, stop_reader) = if reader {
                     (
                         " && rm -f /tmp/fg.txt && ( cat trace_pipe > /tmp/fg.txt & echo $! > /tmp/fg.pid )",
-                        "kill $(cat /tmp/fg.pid); ",
+                        // The tracer cannot change while trace_pipe is open (EBUSY), and the
+                        // reader takes a moment to exit.
+                        "p=$(cat /tmp/fg.pid); kill $p; i=0; while kill -0 $p 2>/dev/null && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done; ",
                     )
                 } else {
                     ("", "")
@@ -587,6 +597,9 @@ fn report(
         "\nbench: online then offline {} blocks, {} times per measurement, in a {release} guest, {} rounds, timed by {timing}; median guest time per cycle, and median of each round's ratio to no tracing",
         args.blocks, args.cycles, args.rounds
     );
+    if !args.mhpscope_flags.is_empty() {
+        println!("bench: every mhpscope mode ran with {}", args.mhpscope_flags);
+    }
     let mut json_rows = Vec::new();
     for Samples {
         mode,
@@ -679,6 +692,7 @@ fn report(
         &path,
         serde_json::to_string_pretty(&json!({
             "kernel": release, "blocks": args.blocks, "cycles": args.cycles, "rounds": args.rounds, "goal_ratio": goal,
+            "mhpscope_flags": args.mhpscope_flags,
             "timing": timing,
             "modes": json_rows, "recorder": json_recorder,
         }))?,
