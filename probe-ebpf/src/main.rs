@@ -16,7 +16,7 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::{fentry, fexit, kprobe, kretprobe, map, raw_tracepoint, tracepoint},
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::{
         FEntryContext, FExitContext, ProbeContext, RawTracePointContext, RetProbeContext, TracePointContext,
     },
@@ -36,9 +36,13 @@ static OFFSETS: KernelOffsets = KernelOffsets::UNRESOLVED;
 static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 
 /// Per-task entry state, keyed by `tid << 32 | kind`, so nested probes of different functions
-/// (online_pages -> move_pfn_range_to_zone -> set_zone_contiguous) do not clash.
+/// (online_pages -> move_pfn_range_to_zone -> set_zone_contiguous) do not clash. The exit side
+/// marks its entry used (`ts == 0`) instead of deleting it, and the task's next call of the same
+/// function writes over it in place: one lookup on each side instead of an insert and a delete,
+/// which take the bucket lock and the free list. LRU, so that entries of tasks long gone make
+/// room for new ones.
 #[map]
-static STARTS: HashMap<u64, Start> = HashMap::with_max_entries(4096, 0);
+static STARTS: LruHashMap<u64, Start> = LruHashMap::with_max_entries(4096, 0);
 
 /// Events that did not fit in the ring buffer: counted here, reported by userspace.
 #[map]
@@ -64,6 +68,7 @@ const NR_SAVED: usize = 6;
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Start {
+    /// Entry time; 0 once the exit side has used it.
     ts: u64,
     /// "Before" state: the zone span, or `zone->contiguous`.
     a: u64,
@@ -274,7 +279,13 @@ fn on_entry<C: Args>(ctx: &C, kind: u32) -> u32 {
         b,
         args,
     };
-    let _ = STARTS.insert(&task_key(kind), &start, 0);
+    let key = task_key(kind);
+    match STARTS.get_ptr_mut(&key) {
+        Some(p) => unsafe { *p = start },
+        None => {
+            let _ = STARTS.insert(&key, &start, 0);
+        }
+    }
     0
 }
 
@@ -319,12 +330,14 @@ fn errno_of(ret: u64, returns_pointer: bool) -> i32 {
 /// before we attached) are dropped: their arguments are unknown.
 #[inline(always)]
 fn on_exit<C: EbpfContext>(ctx: &C, kind: u32, raw_ret: u64) -> u32 {
-    let key = task_key(kind);
-    let start = match STARTS.get_ptr(&key) {
-        Some(p) => unsafe { *p },
-        None => return 0,
+    let Some(p) = STARTS.get_ptr_mut(&task_key(kind)) else {
+        return 0;
     };
-    let _ = STARTS.remove(&key);
+    let start = unsafe { *p };
+    if start.ts == 0 {
+        return 0;
+    }
+    unsafe { (*p).ts = 0 };
     let a = &start.args;
     let mut ev = new_event(kind, &start, 0);
     match kind {
