@@ -49,6 +49,14 @@ fn main() {
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_LINKER", &linker)
         .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
+        // bpf-linker asks LLVM to expand memcpy "in order" by default, which also turns every
+        // memset (zeroing an event or an argument array) into a call to compiler_builtins'
+        // byte-at-a-time loop: five instructions per byte on every probe run. Without it LLVM
+        // writes small memsets and memcpys as a few 8-byte stores.
+        .env(
+            "CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS",
+            "-C link-arg=--disable-expand-memcpy-in-order",
+        )
         .args([
             "build",
             "--quiet",

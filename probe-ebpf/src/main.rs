@@ -164,9 +164,10 @@ const fn args_used(kind: u32) -> (usize, u32) {
     }
 }
 
+/// The calling task's thread id and this function's kind.
 #[inline(always)]
-fn task_key(kind: u32) -> u64 {
-    (bpf_get_current_pid_tgid() << 32) | kind as u64
+fn task_key(pid_tgid: u64, kind: u32) -> u64 {
+    (pid_tgid << 32) | kind as u64
 }
 
 struct ZoneInfo {
@@ -279,7 +280,7 @@ fn on_entry<C: Args>(ctx: &C, kind: u32) -> u32 {
         b,
         args,
     };
-    let key = task_key(kind);
+    let key = task_key(bpf_get_current_pid_tgid(), kind);
     match STARTS.get_ptr_mut(&key) {
         Some(p) => unsafe { *p = start },
         None => {
@@ -290,14 +291,14 @@ fn on_entry<C: Args>(ctx: &C, kind: u32) -> u32 {
 }
 
 #[inline(always)]
-fn new_event(kind: u32, start: &Start, ret: i32) -> RawEvent {
+fn new_event(kind: u32, start: &Start, pid_tgid: u64) -> RawEvent {
     let now = unsafe { bpf_ktime_get_ns() };
     RawEvent {
         kind,
-        ret,
+        ret: 0,
         ts_ns: now,
         duration_ns: now - start.ts,
-        pid_tgid: bpf_get_current_pid_tgid(),
+        pid_tgid,
         args: [0; probe_common::NR_ARGS],
     }
 }
@@ -330,7 +331,8 @@ fn errno_of(ret: u64, returns_pointer: bool) -> i32 {
 /// before we attached) are dropped: their arguments are unknown.
 #[inline(always)]
 fn on_exit<C: EbpfContext>(ctx: &C, kind: u32, raw_ret: u64) -> u32 {
-    let Some(p) = STARTS.get_ptr_mut(&task_key(kind)) else {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(p) = STARTS.get_ptr_mut(&task_key(pid_tgid, kind)) else {
         return 0;
     };
     let start = unsafe { *p };
@@ -339,7 +341,7 @@ fn on_exit<C: EbpfContext>(ctx: &C, kind: u32, raw_ret: u64) -> u32 {
     }
     unsafe { (*p).ts = 0 };
     let a = &start.args;
-    let mut ev = new_event(kind, &start, 0);
+    let mut ev = new_event(kind, &start, pid_tgid);
     match kind {
         kind::ADD_MEMORY_RESOURCE => {
             // add_memory_resource(int nid, struct resource *res, mhp_t mhp_flags)
