@@ -8,8 +8,9 @@
 //! kernel's BTF (`OFFSETS`); scalar arguments need none.
 //!
 //! Besides: `kmem:mm_page_alloc` programs (raw tracepoint, or classic as the fallback) that
-//! report allocations made inside `__add_pages` (where a hot-add allocates its memmap), and per-CPU counters of slow-path
-//! `__pageblock_pfn_to_page` calls, which sit on compaction's hot path and so emit no events.
+//! report allocations made inside `__add_pages` (where a hot-add allocates its memmap), and
+//! per-CPU counters of slow-path `__pageblock_pfn_to_page` calls, which sit on compaction's hot
+//! path and so emit no events.
 #![no_std]
 #![no_main]
 
@@ -136,7 +137,8 @@ impl Args for ProbeContext {
 
 /// The arguments each traced function's programs use: how many (the verifier refuses a load past
 /// the function's last argument) and which of them are struct pointers (bit n for argument n).
-/// Prototypes: `../shared/research/probe-points.md`; they agree on these on 6.1, 6.12 and 7.2.
+/// The prototypes agree on these arguments on 6.1, 6.12 and 7.2; a kernel where one differs
+/// refuses the fentry program, and the probe falls back to its kprobe.
 #[inline(always)]
 const fn args_used(kind: u32) -> (usize, u32) {
     match kind {

@@ -373,8 +373,9 @@ fn first_missing<'a>(needs: &[&'a str], missing: &[String]) -> Option<&'a str> {
 /// Why a needed member or symbol is unknown, in plain words.
 fn unresolved(needed: &str) -> String {
     if needed == VMEMMAP_BASE {
-        "vmemmap_base's address is not in /proc/kallsyms (not an x86-64 kernel with a movable \
-         memory layout, or kptr_restrict hides it)"
+        "no address for vmemmap_base in /proc/kallsyms (it lists no data symbols without \
+         CONFIG_KALLSYMS_ALL, the variable exists only on x86-64 with a movable memory layout, \
+         or kptr_restrict hides addresses)"
             .into()
     } else {
         format!("struct member {needed} is not in this kernel's BTF")
