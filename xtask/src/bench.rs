@@ -252,7 +252,6 @@ struct Bench<'a> {
 /// self-cost (BPF run-time statistics, as `mhpscope probes` shows them).
 struct RecorderCost {
     mode: Mode,
-    cpu_ms: f64,
     /// Its CPU time while idle for `SETTLE` before the cycle.
     idle_ms: f64,
     /// Per thread: name and CPU ms per cycle.
@@ -260,12 +259,24 @@ struct RecorderCost {
     probes: String,
 }
 
+impl RecorderCost {
+    /// Its CPU time per cycle, all threads together.
+    fn cpu_ms(&self) -> f64 {
+        self.threads.iter().map(|(_, ms)| ms).sum()
+    }
+}
+
 const SETTLE: Duration = Duration::from_secs(2);
 
-/// The recorder's time on a CPU so far, in ns, over all its threads (schedstat: finer than
-/// utime + stime's 10 ms ticks).
-const RECORDER_CPU_NS: &str =
-    "cat /proc/$(cat /tmp/bench.pid)/task/*/schedstat | awk '{s += $1} END {printf \"%d\\n\", s}'";
+/// Shell function: the threads of the recorder (pid in `$P`) into `$th` as ` name=cpu_ns`
+/// (schedstat: finer than utime + stime's 10 ms ticks), with builtins only.
+const THREADS_FN: &str = "threads() { th=''; [ -n \"$P\" ] || return 0; for t in /proc/$P/task/*; do \
+                          read n < $t/comm; read x y < $t/schedstat; th=\"$th $n=$x\"; done; }";
+
+/// A guest command that prints the recorder's threads as `THREADS_FN` lists them.
+fn threads_script(pid: &str) -> String {
+    format!("( P={pid}; {THREADS_FN}; threads; echo \"x$th\" )")
+}
 
 /// The guest script for `warm` untimed then `timed` timed cycles. A subshell, since the guest
 /// agent evaluates commands in its own shell; shell builtins only between the two, so that no
@@ -281,8 +292,7 @@ fn cycle_script(blocks: &[u64], warm: u32, timed: u32, recorder: Option<&str>) -
          cyc() {{ for b in {list}; do echo online_movable > memory$b/state || exit 1; done; \
                   for b in {list}; do echo offline > memory$b/state || exit 1; done; }}; \
          now() {{ while read a b c d; do [ \"$a $b\" = 'now at' ] && break; done < /proc/timer_list; }}; \
-         threads() {{ th=''; [ -n \"$P\" ] || return 0; for t in /proc/$P/task/*; do \
-                      read n < $t/comm; read x y < $t/schedstat; th=\"$th $n=$x\"; done; }}; \
+         {THREADS_FN}; \
          migrated() {{ while read k v; do [ $k = pgmigrate_success ] && m=$v; done < /proc/vmstat; }}; \
          i=0; while [ $i -lt {warm} ]; do cyc; i=$((i + 1)); done; \
          [ {timed} -gt 0 ] || exit 0; \
@@ -301,21 +311,23 @@ struct Timed {
     threads: Vec<(String, f64)>,
 }
 
-/// Per thread, CPU ms per cycle between two `name=ns` listings (prefixed with `x` so that an
-/// empty listing is still a line).
+/// A `name=ns` listing of threads (prefixed with `x` so that an empty listing is still a line).
+fn parse_threads(s: &str) -> Vec<(String, f64)> {
+    s.trim()
+        .trim_start_matches('x')
+        .split_whitespace()
+        .filter_map(|f| {
+            let (name, ns) = f.split_once('=')?;
+            Some((name.to_string(), ns.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Per thread, CPU ms per cycle between two listings.
 fn thread_costs(before: &str, after: &str, cycles: u32) -> Vec<(String, f64)> {
-    let parse = |s: &str| -> Vec<(String, f64)> {
-        s.trim_start_matches('x')
-            .split_whitespace()
-            .filter_map(|f| {
-                let (name, ns) = f.split_once('=')?;
-                Some((name.to_string(), ns.parse().ok()?))
-            })
-            .collect()
-    };
-    parse(before)
+    parse_threads(before)
         .into_iter()
-        .zip(parse(after))
+        .zip(parse_threads(after))
         .map(|((name, ns0), (_, ns1))| (name, (ns1 - ns0) / 1e6 / cycles as f64))
         .collect()
 }
@@ -447,39 +459,35 @@ impl Bench<'_> {
                     }
                     std::thread::sleep(Duration::from_millis(300));
                 }
-                let cpu_ms = |g: &mut Self| -> Result<f64> {
-                    let t = g.sh(RECORDER_CPU_NS, 30)?;
-                    let ns: f64 = t
-                        .trim()
-                        .parse()
-                        .with_context(|| format!("recorder CPU time: {t:?}"))?;
-                    Ok(ns / 1e6)
+                let pid = self.sh("cat /tmp/bench.pid", 30)?.trim().to_string();
+                // All threads together: one that starts meanwhile must not shift the others.
+                let cpu_ns = |g: &mut Self| -> Result<f64> {
+                    let listing = g.sh(&threads_script(&pid), 30)?;
+                    let threads = parse_threads(&listing);
+                    anyhow::ensure!(!threads.is_empty(), "recorder threads: {listing:?}");
+                    Ok(threads.iter().map(|(_, ns)| ns).sum())
                 };
                 // Start-up work that outlives the header (the first samples) is not the cost
                 // of watching: let it settle, and measure what the recorder burns idle.
-                let attached = cpu_ms(self)?;
+                let attached = cpu_ns(self)?;
                 self.settle()?;
-                let idle_ms = cpu_ms(self)? - attached;
+                let idle_ms = (cpu_ns(self)? - attached) / 1e6;
                 let paused = mode == Mode::MhpscopeKernelSide;
                 if paused {
-                    self.sh("kill -STOP $(cat /tmp/bench.pid)", 30)?;
+                    self.sh(&format!("kill -STOP {pid}"), 30)?;
                 }
-                let pid = self.sh("cat /tmp/bench.pid", 30)?;
-                let timed = self.timed(blocks, Some(pid.trim()))?;
+                let timed = self.timed(blocks, Some(&pid))?;
                 if paused {
-                    self.sh("kill -CONT $(cat /tmp/bench.pid)", 30)?;
+                    self.sh(&format!("kill -CONT {pid}"), 30)?;
                 }
-                let cpu_ms = timed.threads.iter().map(|(_, ms)| ms).sum();
-                let threads = timed.threads.clone();
                 let probes = self.sh(
                     &format!("{MHPSCOPE} {flags} probes 2>&1 | sed -n '/[Ss]elf-cost/,$p'"),
                     120,
                 )?;
                 self.recorder.push(RecorderCost {
                     mode,
-                    cpu_ms,
                     idle_ms,
-                    threads,
+                    threads: timed.threads.clone(),
                     probes,
                 });
                 self.sh(
@@ -670,7 +678,7 @@ fn report(
         let runs: Vec<&RecorderCost> = recorder.iter().filter(|r| r.mode == mode).collect();
         let Some(last) = runs.last() else { continue };
         let mid = |f: fn(&RecorderCost) -> f64| median(&runs.iter().map(|r| f(r)).collect::<Vec<_>>());
-        let (cpu, idle) = (mid(|r| r.cpu_ms), mid(|r| r.idle_ms));
+        let (cpu, idle) = (mid(|r| r.cpu_ms()), mid(|r| r.idle_ms));
         let threads: Vec<String> = last
             .threads
             .iter()
@@ -685,7 +693,7 @@ fn report(
         );
         json_recorder.push(json!({
             "mode": mode.name(),
-            "cpu_ms": runs.iter().map(|r| r.cpu_ms).collect::<Vec<_>>(),
+            "cpu_ms": runs.iter().map(|r| r.cpu_ms()).collect::<Vec<_>>(),
             "idle_ms": runs.iter().map(|r| r.idle_ms).collect::<Vec<_>>(),
             "threads_last_round": last.threads,
             "probes_last_round": last.probes,
@@ -739,5 +747,14 @@ mod tests {
         let threads = thread_costs(lines[2], lines[3], 2);
         assert!(!threads.is_empty(), "this test's own threads: {text}");
         assert!(threads.iter().all(|(_, ms)| *ms >= 0.0));
+        // The idle reading lists the same threads the same way.
+        let out = std::process::Command::new(busybox)
+            .args(["sh", "-c", &threads_script(&pid)])
+            .output()
+            .unwrap();
+        let listing = String::from_utf8(out.stdout).unwrap();
+        let idle = parse_threads(&listing);
+        assert!(!idle.is_empty(), "{listing}");
+        assert!(idle.iter().map(|(_, ns)| ns).sum::<f64>() > 0.0, "{listing}");
     }
 }
