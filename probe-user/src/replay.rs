@@ -66,8 +66,8 @@ impl Player {
         let mut applied = 0;
         while applied < MAX_PER_PUMP {
             let Some(next) = self.next(rx) else { break };
-            if let Some(ts) = first_ts(&next) {
-                if !self.due(ts, now) {
+            if let Some((first, _)) = event_times(&next) {
+                if !self.due(first, now) {
                     self.lookahead = Some(next);
                     break;
                 }
@@ -82,14 +82,10 @@ impl Player {
     /// and moves the replay clock to it. Returns whether there was one.
     pub fn step(&mut self, rx: &Receiver<Update>, stream: &mut Stream, now: Instant) -> bool {
         while let Some(next) = self.next(rx) {
-            let ts = match &next {
-                Update::Event(ev) => Some(ev.ts_ns),
-                Update::Events(evs) => evs.last().map(|ev| ev.ts_ns),
-                _ => None,
-            };
+            let times = event_times(&next);
             stream.apply(next);
-            if let Some(ts) = ts {
-                self.anchor = Some((ts, now));
+            if let Some((_, last)) = times {
+                self.anchor = Some((last, now));
                 return true;
             }
         }
@@ -143,11 +139,12 @@ impl Player {
     }
 }
 
-/// When an update is due: its (first) event's time; other updates are due at once.
-fn first_ts(u: &Update) -> Option<u64> {
+/// The times of an update's first and last events: it is due at the first, and stepping to it
+/// moves the replay clock to the last. Other updates carry no time and are due at once.
+fn event_times(u: &Update) -> Option<(u64, u64)> {
     match u {
-        Update::Event(ev) => Some(ev.ts_ns),
-        Update::Events(evs) => evs.first().map(|ev| ev.ts_ns),
+        Update::Event(ev) => Some((ev.ts_ns, ev.ts_ns)),
+        Update::Events(evs) => Some((evs.first()?.ts_ns, evs.last()?.ts_ns)),
         _ => None,
     }
 }
@@ -159,8 +156,8 @@ mod tests {
     use super::*;
     use crate::event::{Event, Op, ZoneId};
 
-    fn ev(ts_ns: u64) -> Update {
-        Update::Event(Event {
+    fn event(ts_ns: u64) -> Event {
+        Event {
             ts_ns,
             duration_ns: 1,
             tid: 1,
@@ -168,7 +165,11 @@ mod tests {
                 zone: ZoneId { node: 0, zone: 1 },
                 calls: ts_ns,
             },
-        })
+        }
+    }
+
+    fn ev(ts_ns: u64) -> Update {
+        Update::Event(event(ts_ns))
     }
 
     fn feed(ts: &[u64]) -> Receiver<Update> {
@@ -214,16 +215,7 @@ mod tests {
     #[test]
     fn a_batch_is_due_with_its_first_event_and_steps_to_its_last() {
         let (tx, rx) = sync_channel(4);
-        let batch = |ts: &[u64]| {
-            Update::Events(
-                ts.iter()
-                    .map(|&t| match ev(t) {
-                        Update::Event(e) => e,
-                        _ => unreachable!(),
-                    })
-                    .collect(),
-            )
-        };
+        let batch = |ts: &[u64]| Update::Events(ts.iter().map(|&t| event(t)).collect());
         tx.send(batch(&[100 * S, 100 * S + 1])).unwrap();
         tx.send(batch(&[103 * S, 104 * S])).unwrap();
         let (mut p, mut s) = (Player::new(Some(1.0)), Stream::new("t"));
