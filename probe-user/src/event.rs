@@ -184,6 +184,80 @@ pub enum Op {
         pgmap_type: u32,
         altmap: bool,
     },
+    /// `memory_subsys_online` (drivers/base/memory.c): one memory block's online attempt, as
+    /// sysfs (or auto-online at hot-add) asked for it. It refuses some before `online_pages` runs.
+    BlockOnline {
+        /// First pfn of the block.
+        pfn: u64,
+        /// `memory_block.online_type` at entry: what was asked.
+        requested: OnlineType,
+        /// `memory_block.nid`.
+        node: i32,
+        /// `memory_block.zone` at exit: the zone it went to (None when it failed).
+        zone: Option<ZoneId>,
+        ret: i32,
+    },
+    /// `memory_subsys_offline`: one memory block's offline attempt. Blocks with holes or
+    /// spanning zones have no zone and are refused here (EINVAL) before `offline_pages`.
+    BlockOffline {
+        pfn: u64,
+        node: i32,
+        /// `memory_block.zone` at entry (None: the block belongs to no single zone).
+        zone: Option<ZoneId>,
+        ret: i32,
+    },
+    /// `start_isolate_page_range` inside `offline_pages`: isolating the range's pageblocks.
+    /// It fails (EBUSY) at the first pageblock holding an unmovable page.
+    IsolateRange { pfn: u64, nr_pages: u64, ret: i32 },
+    /// `memory_notify` inside `online_pages`/`offline_pages`: the memory notifier chain for
+    /// one action. `ret` is the errno a refusing notifier gave (0 when all agreed).
+    MemoryNotify { action: NotifyAction, ret: i32 },
+    /// `node_notify` inside `online_pages`/`offline_pages` (7.x): the node notifier chain.
+    NodeNotify {
+        /// The kernel's `NODE_*` action value.
+        action: u32,
+        ret: i32,
+    },
+    /// `walk_system_ram_range` inside `offline_pages`: how many pages of the range are
+    /// System RAM; fewer than `nr_pages` means holes.
+    WalkSystemRam { pfn: u64, nr_pages: u64, ram_pages: u64 },
+    /// The hugetlb dissolve step inside `offline_pages` (`dissolve_free_huge_pages` or
+    /// `dissolve_free_hugetlb_folios`).
+    DissolveHugePages { pfn: u64, end_pfn: u64, ret: i32 },
+    /// `page_isolation:test_pages_isolated` inside `offline_pages`: whether every page of the
+    /// range is now free and isolated; `fin_pfn` < `end_pfn` names the first that is not.
+    TestPagesIsolated { pfn: u64, end_pfn: u64, fin_pfn: u64 },
+    /// `migrate:mm_migrate_pages` inside `offline_pages`: one migration pass.
+    MigratePages {
+        succeeded: u64,
+        failed: u64,
+        /// `enum migrate_reason` value.
+        reason: u32,
+    },
+    /// `dump_page` inside `online_pages`/`offline_pages`: the kernel dumped a page that
+    /// stood in the way ("unmovable page"). The raw words of its `struct page`.
+    DumpPage {
+        pfn: u64,
+        /// `page->flags`: PG_* bits, and the node and zone in the top bits.
+        flags: u64,
+        /// `page->_refcount`.
+        refcount: i32,
+        /// `page->_mapcount` (stored minus one: -1 means unmapped).
+        mapcount: i32,
+        /// `page->page_type` (shares a word with `_mapcount` on 6.x).
+        page_type: u32,
+        /// The reason the kernel gave, as it gave it (first 16 bytes).
+        reason: String,
+    },
+    /// Free pages of a node (`NR_FREE_PAGES` summed over its zones), read in the kernel at the
+    /// start and at the end of a hot-add's `__add_pages`.
+    NodeFreePages {
+        node: i32,
+        free_pages: u64,
+        moment: AddMoment,
+        /// First pfn of the `__add_pages` call it belongs to.
+        window_pfn: u64,
+    },
     /// Slow-path `__pageblock_pfn_to_page` calls in a zone so far (a periodic counter sample,
     /// not a call).
     SlowPathSample {
@@ -242,6 +316,17 @@ impl Op {
             Op::MemmapInitZoneDevice { .. } => "memmap_init_zone_device",
             Op::MemremapPages { .. } => "memremap_pages",
             Op::MemunmapPages { .. } => "memunmap_pages",
+            Op::BlockOnline { .. } => "memory_subsys_online",
+            Op::BlockOffline { .. } => "memory_subsys_offline",
+            Op::IsolateRange { .. } => "start_isolate_page_range",
+            Op::MemoryNotify { .. } => "memory_notify",
+            Op::NodeNotify { .. } => "node_notify",
+            Op::WalkSystemRam { .. } => "walk_system_ram_range",
+            Op::DissolveHugePages { .. } => "dissolve_free_huge_pages",
+            Op::TestPagesIsolated { .. } => "page_isolation:test_pages_isolated",
+            Op::MigratePages { .. } => "migrate:mm_migrate_pages",
+            Op::DumpPage { .. } => "dump_page",
+            Op::NodeFreePages { .. } => "__add_pages (node free pages)",
             Op::SlowPathSample { .. } => "__pageblock_pfn_to_page",
             Op::LostEventsSample { .. } => "ring buffer",
             Op::ProbeCostSample { .. } => "bpf run-time stats",
@@ -275,4 +360,116 @@ pub mod mhp {
             set.join("|")
         }
     }
+}
+
+/// `memory_block.online_type` (`MMOP_*`, stable across 6.1-7.2): what an online asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlineType {
+    /// MMOP_OFFLINE: nothing set (the `online` attribute or `device_online`); the kernel
+    /// treats it as `online`.
+    Unset,
+    /// MMOP_ONLINE: "online": the online policy picks the zone.
+    Online,
+    /// MMOP_ONLINE_KERNEL: "online_kernel".
+    OnlineKernel,
+    /// MMOP_ONLINE_MOVABLE: "online_movable".
+    OnlineMovable,
+    /// A value this mhpscope does not know.
+    Unknown,
+}
+
+impl OnlineType {
+    pub fn from_mmop(v: u64) -> OnlineType {
+        match v {
+            0 => OnlineType::Unset,
+            1 => OnlineType::Online,
+            2 => OnlineType::OnlineKernel,
+            3 => OnlineType::OnlineMovable,
+            _ => OnlineType::Unknown,
+        }
+    }
+
+    /// As sysfs `state` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnlineType::Unset => "online (unset)",
+            OnlineType::Online => "online",
+            OnlineType::OnlineKernel => "online_kernel",
+            OnlineType::OnlineMovable => "online_movable",
+            OnlineType::Unknown => "unknown",
+        }
+    }
+}
+
+/// The memory notifier actions (`MEM_*`). 6.1 and 6.12 define them as bits, 7.x as an enum in
+/// another order: the decoder maps the kernel's value to these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyAction {
+    Online,
+    GoingOffline,
+    Offline,
+    GoingOnline,
+    CancelOnline,
+    CancelOffline,
+    PrepareOnline,
+    FinishOffline,
+    Unknown,
+}
+
+impl NotifyAction {
+    /// The `#define`s of 6.1 and 6.12 (include/linux/memory.h).
+    pub fn from_bits(v: u64) -> NotifyAction {
+        match v {
+            0x1 => NotifyAction::Online,
+            0x2 => NotifyAction::GoingOffline,
+            0x4 => NotifyAction::Offline,
+            0x8 => NotifyAction::GoingOnline,
+            0x10 => NotifyAction::CancelOnline,
+            0x20 => NotifyAction::CancelOffline,
+            0x40 => NotifyAction::PrepareOnline,
+            0x80 => NotifyAction::FinishOffline,
+            _ => NotifyAction::Unknown,
+        }
+    }
+
+    /// The kernel's name of the action, e.g. "MEM_GOING_OFFLINE".
+    pub fn kernel_name(self) -> &'static str {
+        match self {
+            NotifyAction::Online => "MEM_ONLINE",
+            NotifyAction::GoingOffline => "MEM_GOING_OFFLINE",
+            NotifyAction::Offline => "MEM_OFFLINE",
+            NotifyAction::GoingOnline => "MEM_GOING_ONLINE",
+            NotifyAction::CancelOnline => "MEM_CANCEL_ONLINE",
+            NotifyAction::CancelOffline => "MEM_CANCEL_OFFLINE",
+            NotifyAction::PrepareOnline => "MEM_PREPARE_ONLINE",
+            NotifyAction::FinishOffline => "MEM_FINISH_OFFLINE",
+            NotifyAction::Unknown => "MEM_?",
+        }
+    }
+
+    pub fn from_kernel_name(name: &str) -> NotifyAction {
+        const ALL: [NotifyAction; 8] = [
+            NotifyAction::Online,
+            NotifyAction::GoingOffline,
+            NotifyAction::Offline,
+            NotifyAction::GoingOnline,
+            NotifyAction::CancelOnline,
+            NotifyAction::CancelOffline,
+            NotifyAction::PrepareOnline,
+            NotifyAction::FinishOffline,
+        ];
+        ALL.into_iter()
+            .find(|a| a.kernel_name() == name)
+            .unwrap_or(NotifyAction::Unknown)
+    }
+}
+
+/// When a node's free pages were read: as a hot-add began allocating, or after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AddMoment {
+    Before,
+    After,
 }

@@ -6,6 +6,7 @@
 //! `stream` turns it into a model that every view reads.
 pub mod commands;
 pub mod decode;
+pub mod errno;
 pub mod event;
 pub mod frame;
 pub mod host;

@@ -146,6 +146,7 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
     let default_facts = || TypeFacts {
         zone_names: kernel_btf::default_zone_names(),
         struct_page_size: 64,
+        page_flags: None,
     };
     if !host.btf_available {
         return not_loaded(

@@ -231,6 +231,7 @@ fn live_source(
                 page_size: frame.page_size,
                 struct_page_size: tracer.facts.struct_page_size,
                 block_size_bytes: frame.block_size_bytes,
+                page_flags: tracer.facts.page_flags.clone(),
             },
             host,
             clock: live::clocks(),

@@ -217,6 +217,7 @@ pub fn layout() -> Layout {
         page_size: 4096,
         struct_page_size: 64,
         block_size_bytes: BLOCK_PAGES << 12,
+        page_flags: None,
     }
 }
 

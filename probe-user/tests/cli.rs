@@ -52,6 +52,7 @@ fn recording_lines() -> Vec<Line> {
             page_size: 4096,
             struct_page_size: 64,
             block_size_bytes: 128 * MIB,
+            page_flags: None,
         },
         probes: PROBES
             .iter()

@@ -1,8 +1,10 @@
 //! The model: what mhpscope knows about memory hotplug on one kernel, built from the static
 //! frame and the traced events. Pure and deterministic: no I/O, no printing.
+pub mod attempts;
 mod blocks;
 pub mod bursts;
 mod dense_map;
+pub mod page_flags;
 pub mod span_checks;
 mod stats;
 
@@ -13,13 +15,15 @@ use serde::{Deserialize, Serialize};
 pub use stats::{percentile, DurationSummary, Durations};
 
 use crate::{
-    event::{Event, Op, Span, ZoneId},
+    event::{AddMoment, Event, Op, Span, ZoneId},
     frame::Frame,
     probes::{ProbeStatus, MEMMAP_INIT_RANGE, MEMMAP_INIT_ZONE_DEVICE},
 };
+pub use attempts::{Attempt, AttemptKind, Attempts, DumpedPage, FailReason, Step};
 pub use blocks::Blocks;
 pub use bursts::{Burst, Init};
 pub use dense_map::DenseMap;
+pub use page_flags::PageFlagsLayout;
 pub use span_checks::{Check, Finding, SpanChecker};
 
 /// Memmap of hotplugged RAM, or of ZONE_DEVICE memory.
@@ -43,6 +47,10 @@ pub struct Layout {
     pub struct_page_size: u64,
     /// Memory block size, bytes.
     pub block_size_bytes: u64,
+    /// How `page->flags` and `page->page_type` are laid out (None in recordings made before
+    /// mhpscope read it, or where BTF lacked it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_flags: Option<PageFlagsLayout>,
 }
 
 impl Layout {
@@ -195,6 +203,11 @@ pub struct HotAdd {
     /// None when page allocations were not traced.
     pub allocs: Option<MemmapAllocs>,
     pub ret: i32,
+    /// Free pages per node, read in the kernel as `__add_pages` began and as it ended.
+    pub free_before: BTreeMap<i32, u64>,
+    pub free_after: BTreeMap<i32, u64>,
+    /// When each of its blocks (in order) was first onlined after the add.
+    pub first_online_ns: Vec<Option<u64>>,
 }
 
 /// A ZONE_DEVICE range (memremap_pages) and its memmap initialisation.
@@ -361,6 +374,10 @@ pub struct Model {
     checker: SpanChecker,
     /// Allocations of `__add_pages` calls still running, by (node, first pfn).
     open_allocs: BTreeMap<(i32, u64), MemmapAllocs>,
+    /// Node free pages read as `__add_pages` calls began, by their first pfn, until they end.
+    open_free: BTreeMap<u64, BTreeMap<i32, u64>>,
+    /// Every online and offline attempt, with why it failed.
+    pub attempts: Attempts,
 }
 
 impl Model {
@@ -385,6 +402,8 @@ impl Model {
             slowpath_counted: false,
             checker: SpanChecker::new(span_checks::X86_64_SUBSECTION_PAGES),
             open_allocs: BTreeMap::new(),
+            open_free: BTreeMap::new(),
+            attempts: Attempts::default(),
         }
     }
 
@@ -502,6 +521,7 @@ impl Model {
                     self.count_failure(node);
                 }
                 self.push_op(ev, OpKind::Add, start, size, node, None, ret, Some(mhp_flags));
+                self.attempts.hot_add_done(ev.tid, ev.start_ns(), ev.ts_ns);
             }
             Op::ArchAddMemory {
                 node,
@@ -550,6 +570,12 @@ impl Model {
                 ret,
             } => {
                 let allocs = self.open_allocs.remove(&(node, pfn));
+                let free_before = self.open_free.remove(&pfn).unwrap_or_default();
+                let n_blocks = if ret == 0 {
+                    self.layout.blocks_of_pfns(pfn, nr_pages).count()
+                } else {
+                    0
+                };
                 let allocs = if self.allocs_traced {
                     Some(allocs.unwrap_or_default())
                 } else {
@@ -565,6 +591,9 @@ impl Model {
                     altmap_pages: None,
                     allocs,
                     ret,
+                    free_before,
+                    free_after: BTreeMap::new(),
+                    first_online_ns: vec![None; n_blocks],
                 });
                 if ret != 0 {
                     return;
@@ -679,6 +708,106 @@ impl Model {
                     d.removed_ns = Some(ev.ts_ns);
                 }
             }
+            Op::NodeFreePages {
+                node,
+                free_pages,
+                moment,
+                window_pfn,
+            } => match moment {
+                AddMoment::Before => {
+                    if self.open_free.len() < 1024 {
+                        self.open_free
+                            .entry(window_pfn)
+                            .or_default()
+                            .insert(node, free_pages);
+                    }
+                }
+                AddMoment::After => {
+                    // Written as __add_pages returns: its record may already be here.
+                    if let Some(h) = self
+                        .hot_adds
+                        .iter_mut()
+                        .rev()
+                        .take(64)
+                        .find(|h| h.pfn == window_pfn)
+                    {
+                        h.free_after.insert(node, free_pages);
+                    }
+                }
+            },
+            Op::BlockOnline {
+                pfn,
+                requested,
+                node,
+                zone,
+                ret,
+            } => {
+                let block = self.layout.block_of_pfn(pfn);
+                self.attempts.block_done(
+                    AttemptKind::Online,
+                    ev.tid,
+                    ev.start_ns(),
+                    ev.ts_ns,
+                    block,
+                    node,
+                    zone,
+                    Some(requested),
+                    ret,
+                );
+            }
+            Op::BlockOffline { pfn, node, zone, ret } => {
+                let block = self.layout.block_of_pfn(pfn);
+                self.attempts.block_done(
+                    AttemptKind::Offline,
+                    ev.tid,
+                    ev.start_ns(),
+                    ev.ts_ns,
+                    block,
+                    node,
+                    zone,
+                    None,
+                    ret,
+                );
+            }
+            Op::IsolateRange { ret, .. } => self.attempts.step(ev.tid, ev.ts_ns, Step::Isolate { ret }),
+            Op::MemoryNotify { action, ret } => {
+                self.attempts.step(ev.tid, ev.ts_ns, Step::Notify { action, ret })
+            }
+            Op::NodeNotify { ret, .. } => self.attempts.step(ev.tid, ev.ts_ns, Step::NodeNotify { ret }),
+            Op::WalkSystemRam {
+                nr_pages, ram_pages, ..
+            } => self
+                .attempts
+                .step(ev.tid, ev.ts_ns, Step::WalkRam { nr_pages, ram_pages }),
+            Op::DissolveHugePages { ret, .. } => self.attempts.step(ev.tid, ev.ts_ns, Step::Dissolve { ret }),
+            Op::TestPagesIsolated { end_pfn, fin_pfn, .. } => {
+                self.attempts
+                    .step(ev.tid, ev.ts_ns, Step::TestIsolated { end_pfn, fin_pfn })
+            }
+            Op::MigratePages {
+                succeeded, failed, ..
+            } => self
+                .attempts
+                .step(ev.tid, ev.ts_ns, Step::Migrate { succeeded, failed }),
+            Op::DumpPage {
+                pfn,
+                flags,
+                refcount,
+                mapcount,
+                page_type,
+                ref reason,
+            } => self.attempts.step(
+                ev.tid,
+                ev.ts_ns,
+                Step::Dump(DumpedPage {
+                    pfn,
+                    flags,
+                    refcount,
+                    mapcount,
+                    page_type,
+                    reason: reason.clone(),
+                }),
+            ),
             Op::LostEventsSample { total } => self.lost_events = self.lost_events.max(total),
             Op::ProbeCostSample {
                 ref probe,
@@ -698,6 +827,7 @@ impl Model {
                 zone,
                 ret,
             } => {
+                self.attempts.step(ev.tid, ev.ts_ns, Step::MemmapOnMemory { ret });
                 if ret == 0 {
                     let id = self.layout.block_of_pfn(pfn);
                     let b = self.blocks.entry(id);
@@ -803,6 +933,20 @@ impl Model {
         zone: ZoneId,
         ret: i32,
     ) {
+        let attempt_kind = match kind {
+            OpKind::Online => AttemptKind::Online,
+            _ => AttemptKind::Offline,
+        };
+        self.attempts.pages_done(
+            attempt_kind,
+            ev.tid,
+            ev.start_ns(),
+            ev.ts_ns,
+            pfn,
+            nr_pages,
+            zone,
+            ret,
+        );
         let stats = self.nodes.or_default(zone.node);
         if ret == 0 {
             let durations = if kind == OpKind::Online {
@@ -818,6 +962,15 @@ impl Model {
                     b.state = BlockState::Online;
                     b.zone = Some(zone.zone);
                     b.onlined += 1;
+                    if let Some(h) = b.hot_add.and_then(|i| self.hot_adds.get_mut(i as usize)) {
+                        let first = self.layout.block_of_pfn(h.pfn);
+                        if let Some(slot @ None) = id
+                            .checked_sub(first)
+                            .and_then(|i| h.first_online_ns.get_mut(i as usize))
+                        {
+                            *slot = Some(ev.ts_ns);
+                        }
+                    }
                 } else {
                     b.state = BlockState::Offline;
                     b.offlined += 1;

@@ -15,6 +15,7 @@ fn layout() -> Layout {
         page_size: 4096,
         struct_page_size: 64,
         block_size_bytes: 128 * MIB,
+        page_flags: None,
     }
 }
 

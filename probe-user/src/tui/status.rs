@@ -162,6 +162,7 @@ mod tests {
             page_size: 4096,
             struct_page_size: 64,
             block_size_bytes: 128 << 20,
+            page_flags: None,
         }));
         stream
     }

@@ -77,7 +77,19 @@ pub fn node_of(ev: &Event, model: &Model) -> Option<i32> {
         | Op::MemmapInitRange { zone, .. }
         | Op::MemmapInitZoneDevice { zone, .. }
         | Op::SlowPathSample { zone, .. } => Some(zone.node),
-        Op::LostEventsSample { .. } | Op::ProbeCostSample { .. } => None,
+        Op::BlockOnline { node, .. } | Op::BlockOffline { node, .. } | Op::NodeFreePages { node, .. } => {
+            Some(*node)
+        }
+        Op::DumpPage { pfn, .. } => model.node_of_pfn(*pfn),
+        Op::IsolateRange { pfn, .. }
+        | Op::WalkSystemRam { pfn, .. }
+        | Op::DissolveHugePages { pfn, .. }
+        | Op::TestPagesIsolated { pfn, .. } => model.node_of_pfn(*pfn),
+        Op::MemoryNotify { .. }
+        | Op::NodeNotify { .. }
+        | Op::MigratePages { .. }
+        | Op::LostEventsSample { .. }
+        | Op::ProbeCostSample { .. } => None,
     }
 }
 
@@ -90,6 +102,12 @@ fn ret_of(op: &Op) -> Option<i32> {
         | Op::OfflinePages { ret, .. }
         | Op::TryRemoveMemory { ret, .. }
         | Op::AddPages { ret, .. }
+        | Op::BlockOnline { ret, .. }
+        | Op::BlockOffline { ret, .. }
+        | Op::IsolateRange { ret, .. }
+        | Op::MemoryNotify { ret, .. }
+        | Op::NodeNotify { ret, .. }
+        | Op::DissolveHugePages { ret, .. }
         | Op::MemremapPages { ret, .. } => Some(*ret),
         _ => None,
     }
@@ -227,6 +245,51 @@ fn args(op: &Op, model: &Model) -> String {
             runs,
             run_time_ns,
         } => format!("{probe} runs {runs} avg {}ns", run_time_ns / (*runs).max(1)),
+        Op::BlockOnline {
+            pfn,
+            requested,
+            zone: z,
+            ..
+        } => format!(
+            "memory{} {}{}",
+            model.layout.block_of_pfn(*pfn),
+            requested.as_str(),
+            z.as_ref().map_or(String::new(), |z| format!(" -> {}", zone(z)))
+        ),
+        Op::BlockOffline { pfn, .. } => format!("memory{}", model.layout.block_of_pfn(*pfn)),
+        Op::IsolateRange { pfn, nr_pages, .. } => pfns(*pfn, *nr_pages),
+        Op::MemoryNotify { action, .. } => action.kernel_name().to_string(),
+        Op::NodeNotify { action, .. } => format!("action {action}"),
+        Op::WalkSystemRam {
+            pfn,
+            nr_pages,
+            ram_pages,
+        } => format!("{} RAM {ram_pages}", pfns(*pfn, *nr_pages)),
+        Op::DissolveHugePages { pfn, end_pfn, .. } => format!("{pfn:#x}-{end_pfn:#x}"),
+        Op::TestPagesIsolated {
+            pfn,
+            end_pfn,
+            fin_pfn,
+        } => {
+            if fin_pfn >= end_pfn {
+                format!("{pfn:#x}-{end_pfn:#x} isolated")
+            } else {
+                format!("{pfn:#x}-{end_pfn:#x} busy at {fin_pfn:#x}")
+            }
+        }
+        Op::MigratePages {
+            succeeded, failed, ..
+        } => format!("migrated {succeeded} failed {failed}"),
+        Op::DumpPage { pfn, reason, .. } => format!("pfn {pfn:#x} {reason}"),
+        Op::NodeFreePages {
+            node,
+            free_pages,
+            moment,
+            ..
+        } => format!(
+            "n{node} free {} {moment:?}",
+            short_bytes(free_pages * model.layout.page_size)
+        ),
     }
 }
 
@@ -247,6 +310,7 @@ mod tests {
             page_size: 4096,
             struct_page_size: 64,
             block_size_bytes: 128 << 20,
+            page_flags: None,
         }));
         let total = RECENT_EVENTS as u64 + 100;
         for i in 1..=total {
