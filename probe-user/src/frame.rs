@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod blocks;
+pub mod config;
 pub use blocks::{BlockList, BlockRef, BlockRun};
+pub use config::HotplugConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -33,6 +35,9 @@ pub struct Frame {
     pub blocks: BlockList,
     pub nodes: Vec<NodeFrame>,
     pub zones: Vec<ZoneFrame>,
+    /// The hotplug configuration in force (absent from recordings made before it was read).
+    #[serde(default)]
+    pub config: HotplugConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -116,6 +121,7 @@ pub fn read(root: &Path) -> Result<Frame, FrameError> {
         blocks,
         nodes,
         zones,
+        config: config::read(root),
     })
 }
 

@@ -4,6 +4,7 @@
 //! (`report`, `tui`, `metrics`). `frame` is the static picture from sysfs/procfs; `recording`
 //! the NDJSON format. `source` yields one stream of recording lines (kernel, file, pipe) and
 //! `stream` turns it into a model that every view reads.
+pub mod answers;
 pub mod commands;
 pub mod decode;
 pub mod errno;

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    answers::{Answers, Thresholds, DEFAULT_HEADROOM_WARN, DEFAULT_ONLINE_GRACE_NS},
     event::{mhp, pgmap_type_name, Span, ZoneId},
     model::{
         Block, BlockState, Burst, Check, ContiguityChange, DurationSummary, Finding, HotAdd, MemmapAllocs,
@@ -19,7 +20,7 @@ use crate::{
 pub const BURST_GAP_NS: u64 = 100_000_000;
 
 /// Bumped on any incompatible change of the JSON document.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Where the data came from, for the report's first line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +77,9 @@ pub struct Document {
     /// statistics; empty when they were unavailable).
     #[serde(default)]
     pub probe_costs: Vec<ProbeCostDoc>,
+    /// Why onlines and offlines failed, readiness of added memory, memmap headroom, zone
+    /// decisions and the configuration audit.
+    pub answers: Answers,
 }
 
 /// One probe's eBPF programs: how often they ran and how long they took.
@@ -548,6 +552,15 @@ impl Document {
                     removed_ns: d.removed_ns,
                 })
                 .collect(),
+            answers: Answers::build(
+                model,
+                &model.config,
+                Thresholds {
+                    headroom_warn: DEFAULT_HEADROOM_WARN,
+                    online_grace_ns: DEFAULT_ONLINE_GRACE_NS,
+                    now_ns: model.last_ts_ns(),
+                },
+            ),
         }
     }
 

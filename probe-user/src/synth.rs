@@ -267,6 +267,7 @@ pub fn frame(blocks: u64, nodes: u64) -> Frame {
             })
             .collect(),
         zones,
+        config: Default::default(),
     }
 }
 

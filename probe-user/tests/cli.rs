@@ -82,6 +82,7 @@ fn recording_lines() -> Vec<Line> {
                 present: 0,
                 managed: 0,
             }],
+            config: Default::default(),
         },
     };
     let ev = |ts_ns, duration_ns, op| {

@@ -4,18 +4,18 @@
 //!
 //! `offline_pages()` keeps its failure reason in a local string that only pr_debug prints. Its
 //! steps are the same on 6.1, 6.12 and 7.2, in this order (mm/memory_hotplug.c; 7.x adds the
-//! node notifier):
+//! node notifier, asked before the memory notifier when the range is the node's last memory):
 //!
 //! | reason (the kernel's words) | step that returned the error | errno |
 //! |---|---|---|
 //! | "memory holes" | `walk_system_ram_range` counted fewer RAM pages than the range | EINVAL |
 //! | "multizone range" | first or last page in another zone (checked right after) | EINVAL |
-//! | "failure to isolate range" | `start_isolate_page_range` | EBUSY |
+//! | "failure to isolate range" | `start_isolate_page_range`; it dumps the first unmovable page (slab, reserved, page tables, other kernel memory) | EBUSY |
+//! | "node notifier failure" | `node_notify(NODE_REMOVING_LAST_MEMORY)` refused (7.x) | the notifier's |
 //! | "notifier failure" | `memory_notify(MEM_GOING_OFFLINE)` refused | the notifier's |
-//! | "node notifier failure" | `node_notify` refused (7.x) | the notifier's |
 //! | "signal backoff" | a signal was pending in the migration loop | EINTR |
-//! | "unmovable page" | `scan_movable_pages` met a page it cannot migrate | EBUSY |
-//! | "failure to dissolve huge pages" | the hugetlb dissolve step | its error |
+//! | "unmovable page" | `scan_movable_pages` met a referenced PageOffline page (balloon, virtio-mem) | EBUSY |
+//! | "failure to dissolve huge pages" | the hugetlb dissolve step | EBUSY, ENOMEM |
 //!
 //! Steps are events of the same task inside the `offline_pages` call (they end before it), so
 //! the inference needs only their order, not the kernel version.
@@ -424,9 +424,10 @@ mod tests {
     fn cases(node_notifier: bool) -> Vec<(Vec<Step>, i32, FailReason)> {
         let going = |ret| notify(NotifyAction::GoingOffline, ret);
         let cancel = notify(NotifyAction::CancelOffline, 0);
+        // 7.2 asks the node notifier first, when the range is the node's last memory.
         let mut ok_notifiers = vec![going(0)];
         if node_notifier {
-            ok_notifiers.push(Step::NodeNotify { ret: 0 });
+            ok_notifiers.insert(0, Step::NodeNotify { ret: 0 });
         }
         let after_notify = |tail: Vec<Step>| {
             let mut s = vec![walk(N), isolate(0)];
@@ -478,13 +479,7 @@ mod tests {
         ];
         if node_notifier {
             v.push((
-                vec![
-                    walk(N),
-                    isolate(0),
-                    going(0),
-                    Step::NodeNotify { ret: EBUSY },
-                    cancel,
-                ],
+                vec![walk(N), isolate(0), Step::NodeNotify { ret: EBUSY }, cancel],
                 EBUSY,
                 NodeNotifierFailure,
             ));

@@ -16,7 +16,7 @@ pub use stats::{percentile, DurationSummary, Durations};
 
 use crate::{
     event::{AddMoment, Event, Op, Span, ZoneId},
-    frame::Frame,
+    frame::{Frame, HotplugConfig},
     probes::{ProbeStatus, MEMMAP_INIT_RANGE, MEMMAP_INIT_ZONE_DEVICE},
 };
 pub use attempts::{Attempt, AttemptKind, Attempts, DumpedPage, FailReason, Step};
@@ -378,6 +378,9 @@ pub struct Model {
     open_free: BTreeMap<u64, BTreeMap<i32, u64>>,
     /// Every online and offline attempt, with why it failed.
     pub attempts: Attempts,
+    /// The hotplug configuration in force (the latest frame's).
+    pub config: HotplugConfig,
+    last_ts_ns: u64,
 }
 
 impl Model {
@@ -404,6 +407,8 @@ impl Model {
             open_allocs: BTreeMap::new(),
             open_free: BTreeMap::new(),
             attempts: Attempts::default(),
+            config: HotplugConfig::default(),
+            last_ts_ns: 0,
         }
     }
 
@@ -423,6 +428,7 @@ impl Model {
 
     /// Seeds blocks, nodes and zones from the static picture taken at start-up.
     pub fn apply_frame(&mut self, frame: &Frame) {
+        self.config = frame.config.clone();
         self.blocks.reserve(frame.blocks.len() as usize);
         for run in frame.blocks.runs() {
             let state = BlockState::from_sysfs(&run.state);
@@ -472,6 +478,9 @@ impl Model {
 
     /// Present/managed pages from a later frame (the end of a recording); spans come from events.
     pub fn apply_final_frame(&mut self, frame: &Frame) {
+        if frame.config != HotplugConfig::default() {
+            self.config = frame.config.clone();
+        }
         self.update_zone_figures(frame, false);
     }
 
@@ -500,8 +509,14 @@ impl Model {
         self.lost_events = self.lost_events.max(lost);
     }
 
+    /// The newest event time seen: "now" for a recording.
+    pub fn last_ts_ns(&self) -> u64 {
+        self.last_ts_ns
+    }
+
     pub fn ingest(&mut self, ev: &Event) {
         self.events += 1;
+        self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
         match ev.op {
             Op::AddMemoryResource {
                 start,

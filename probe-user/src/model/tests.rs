@@ -51,6 +51,7 @@ fn frame() -> Frame {
             present: 0,
             managed: 0,
         }],
+        config: Default::default(),
     }
 }
 
