@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// Thresholds the answers are judged by.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
     /// A hot-add taking more than this share of a node's free memory is a finding.
     pub headroom_warn: f64,
@@ -31,6 +31,16 @@ pub struct Thresholds {
 
 pub const DEFAULT_HEADROOM_WARN: f64 = 0.10;
 pub const DEFAULT_ONLINE_GRACE_NS: u64 = 30_000_000_000;
+
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            headroom_warn: DEFAULT_HEADROOM_WARN,
+            online_grace_ns: DEFAULT_ONLINE_GRACE_NS,
+            now_ns: 0,
+        }
+    }
+}
 
 /// One online or offline attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -10,9 +10,10 @@ use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 
 use crate::{
+    answers::Thresholds,
     host::Host,
     loader::{self, Options},
-    probes::ProbeStatus,
+    probes::{contiguity_note, FailureCoverage, ProbeStatus},
     recording::{self, Line},
     report::{fmt_ns, Document},
     source::{self, Input},
@@ -96,14 +97,14 @@ fn warn_unattached(probes: &[ProbeStatus]) {
 }
 
 /// `mhpscope report`: live for a while, or from a recording (a file, a growing file, stdin).
-pub fn report(opts: &Options, input: Input, json: bool) -> Result<()> {
+pub fn report(opts: &Options, input: Input, json: bool, thresholds: Thresholds) -> Result<()> {
     if let Input::Live { duration: Some(d) } = &input {
         eprintln!(
             "mhpscope: tracing for {}; Ctrl-C to stop early",
             humantime::format_duration(*d)
         );
     }
-    let doc = collect(opts, input)?;
+    let doc = collect(opts, input, thresholds)?;
     let mut stdout = io::stdout().lock();
     let text = if json { doc.to_json() } else { doc.to_text() };
     writeln!(stdout, "{text}").context("writing the report")?;
@@ -111,9 +112,10 @@ pub fn report(opts: &Options, input: Input, json: bool) -> Result<()> {
 }
 
 /// Streams a whole input through the model and builds its report.
-pub fn collect(opts: &Options, input: Input) -> Result<Document> {
+pub fn collect(opts: &Options, input: Input, thresholds: Thresholds) -> Result<Document> {
     let live = input.is_live();
     let mut stream = Stream::new(input.origin());
+    stream.thresholds = thresholds;
     let feed = source::spawn(input, opts);
     for update in feed.rx.iter() {
         if live {
@@ -169,6 +171,29 @@ pub fn probes_table(probes: &[ProbeStatus]) -> Table {
     t
 }
 
+/// offline_pages' failure reasons: the step that reveals each, the probes it needs, and whether
+/// this kernel has the step and mhpscope attached what it needs.
+pub fn offline_failures_table(rows: &[FailureCoverage]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
+        "offline_pages reason",
+        "revealed by",
+        "probes",
+        "kernels",
+        "here",
+    ]);
+    for r in rows {
+        t.add_row(vec![
+            r.kernel_words.clone(),
+            r.step.clone(),
+            r.probes.join(", "),
+            r.kernels.clone(),
+            r.status(),
+        ]);
+    }
+    t
+}
+
 /// The self-cost of mhpscope instances running on this host (a recorder, top, serve).
 fn self_cost_text(tracer: &loader::Tracer) -> String {
     let costs = match loader::running_instance_costs(tracer) {
@@ -203,7 +228,15 @@ pub fn probes(opts: &Options, json: bool) -> Result<()> {
     let tracer = loader::load(&host, opts);
     let mut stdout = io::stdout().lock();
     if json {
-        let doc = serde_json::json!({ "host": host, "probes": tracer.probes });
+        let doc = serde_json::json!({
+            "host": host,
+            "probes": tracer.probes,
+            "offline_failures": tracer.offline_failures,
+            "contiguity": {
+                "from_pages_with_online_memmap": tracer.facts.contiguity_from_counter,
+                "note": contiguity_note(tracer.facts.contiguity_from_counter),
+            },
+        });
         writeln!(stdout, "{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(());
     }
@@ -226,6 +259,18 @@ pub fn probes(opts: &Options, json: bool) -> Result<()> {
         tracer.attached(),
         tracer.probes.len()
     )?;
+    if !tracer.offline_failures.is_empty() {
+        writeln!(
+            stdout,
+            "\nWhy an offline failed: offline_pages' reasons and the step that reveals each\n{}",
+            offline_failures_table(&tracer.offline_failures)
+        )?;
+        writeln!(
+            stdout,
+            "Zone contiguity: {}",
+            contiguity_note(tracer.facts.contiguity_from_counter)
+        )?;
+    }
     if tracer.attached() > 0 {
         writeln!(stdout, "\n{}", self_cost_text(&tracer))?;
     }

@@ -2,7 +2,9 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use mhpscope::{commands, loader::Options, probes::Method, schema, serve, source::Input, tui};
+use mhpscope::{
+    answers::Thresholds, commands, loader::Options, probes::Method, schema, serve, source::Input, tui,
+};
 
 fn parse_method(s: &str) -> Result<Method, String> {
     Method::parse(s).ok_or_else(|| {
@@ -30,6 +32,13 @@ struct Cli {
     /// not contiguous), at 8-10% of an online/offline cycle (BENCHMARKS.md).
     #[arg(long, global = true, value_delimiter = ',', value_parser = parse_off_by_default)]
     with: Vec<String>,
+    /// A hot-add whose memmap takes more than this share of a source node's free memory is a
+    /// finding (10% or 0.1).
+    #[arg(long, global = true, default_value = "10%", value_parser = parse_share)]
+    headroom_warn: f64,
+    /// Hot-added blocks still offline this long after their add are a finding.
+    #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
+    online_grace: Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -140,8 +149,27 @@ fn parse_off_by_default(name: &str) -> Result<String, String> {
     ))
 }
 
+/// "10%" or "0.1".
+fn parse_share(s: &str) -> Result<f64, String> {
+    let v = match s.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => s.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("{s:?} is not a share (10% or 0.1)"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?} is not between 0% and 100%"))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let thresholds = Thresholds {
+        headroom_warn: cli.headroom_warn,
+        online_grace_ns: cli.online_grace.as_nanos().min(u64::MAX as u128) as u64,
+        now_ns: 0,
+    };
     let level = match cli.verbose {
         0 => log::LevelFilter::Error,
         1 => log::LevelFilter::Info,
@@ -168,10 +196,12 @@ fn main() -> ExitCode {
                         input,
                         duration,
                         json,
-                    } => commands::report(&opts, input.into_input(Some(duration)), json),
-                    Command::Top { input, speed } => tui::run(&opts, input.into_input(None), speed),
+                    } => commands::report(&opts, input.into_input(Some(duration)), json, thresholds),
+                    Command::Top { input, speed } => {
+                        tui::run(&opts, input.into_input(None), speed, thresholds)
+                    }
                     Command::Serve { input, listen, speed } => {
-                        serve::run(&opts, input.into_input(None), listen, speed).await
+                        serve::run(&opts, input.into_input(None), listen, speed, thresholds).await
                     }
                     Command::Probes { json } => commands::probes(&opts, json),
                     Command::Schema { of } => schema::print(of),

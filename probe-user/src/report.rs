@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    answers::{Answers, Thresholds, DEFAULT_HEADROOM_WARN, DEFAULT_ONLINE_GRACE_NS},
+    answers::{Answers, Thresholds},
     event::{mhp, pgmap_type_name, Span, ZoneId},
     model::{
         Block, BlockState, Burst, Check, ContiguityChange, DurationSummary, Finding, HotAdd, MemmapAllocs,
@@ -427,7 +427,7 @@ fn placement_doc(model: &Model, h: &HotAdd) -> PlacementDoc {
 }
 
 impl Document {
-    pub fn build(model: &Model, source: Source) -> Document {
+    pub fn build(model: &Model, source: Source, thresholds: Thresholds) -> Document {
         let l = &model.layout;
         let (ram_init_bursts, device_init_bursts) = model.init_bursts(BURST_GAP_NS);
         let ops = |kind: OpKind| model.operations.iter().filter(move |o| o.kind == kind);
@@ -556,9 +556,8 @@ impl Document {
                 model,
                 &model.config,
                 Thresholds {
-                    headroom_warn: DEFAULT_HEADROOM_WARN,
-                    online_grace_ns: DEFAULT_ONLINE_GRACE_NS,
-                    now_ns: model.last_ts_ns(),
+                    now_ns: thresholds.now_ns.max(model.last_ts_ns()),
+                    ..thresholds
                 },
             ),
         }

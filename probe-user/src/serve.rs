@@ -22,6 +22,7 @@ use tokio::{
 };
 
 use crate::{
+    answers::Thresholds,
     loader::Options,
     metrics,
     replay::Player,
@@ -33,7 +34,13 @@ use crate::{
 /// more than this, rarely enough to cost nothing.
 const PUMP_EVERY: Duration = Duration::from_millis(100);
 
-pub async fn run(opts: &Options, input: Input, listen: SocketAddr, speed: Option<f64>) -> Result<()> {
+pub async fn run(
+    opts: &Options,
+    input: Input,
+    listen: SocketAddr,
+    speed: Option<f64>,
+    thresholds: Thresholds,
+) -> Result<()> {
     // Installed first: a SIGTERM from now on shuts down cleanly instead of killing us.
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -50,6 +57,7 @@ pub async fn run(opts: &Options, input: Input, listen: SocketAddr, speed: Option
     .await
     .context("waiting for the source")?;
     let mut stream = Stream::new(origin.clone());
+    stream.thresholds = thresholds;
     match first {
         Ok(Update::Failed(why)) => bail!("{why}"),
         Ok(update) => stream.apply(update),

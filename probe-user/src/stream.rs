@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 
 use crate::{
+    answers::Thresholds,
     event::Event,
     model::Model,
     recording::{Header, Summary},
@@ -38,6 +39,8 @@ pub struct Stream {
     pub last_ts_ns: u64,
     /// The latest events applied, oldest first (at most `RECENT_EVENTS`).
     pub recent: VecDeque<Event>,
+    /// What the answers judge by (`--headroom-warn`, `--online-grace`).
+    pub thresholds: Thresholds,
 }
 
 impl Stream {
@@ -50,6 +53,7 @@ impl Stream {
             failure: None,
             last_ts_ns: 0,
             recent: VecDeque::new(),
+            thresholds: Thresholds::default(),
         }
     }
 
@@ -124,6 +128,7 @@ impl Stream {
                 undecodable_events: self.summary.as_ref().map_or(0, |s| s.undecodable_events),
                 origin: self.origin.clone(),
             },
+            self.thresholds,
         ))
     }
 }
