@@ -35,7 +35,44 @@ pub mod kind {
     pub const MEMREMAP_PAGES: u32 = 14;
     /// `memunmap_pages`: a ZONE_DEVICE range is torn down.
     pub const MEMUNMAP_PAGES: u32 = 15;
+    /// `memory_subsys_online(struct device *dev)`: one memory block's online attempt (sysfs
+    /// `state`/`online`, or auto-online at hot-add). Emitted for every call.
+    pub const MEMORY_SUBSYS_ONLINE: u32 = 16;
+    /// `memory_subsys_offline(struct device *dev)`: one memory block's offline attempt.
+    pub const MEMORY_SUBSYS_OFFLINE: u32 = 17;
+
+    // The sub-steps of online_pages/offline_pages. Their programs emit only for a task that is
+    // inside online_pages or offline_pages (`STEP_CTL` and the task's `STARTS` entry of
+    // ONLINE_PAGES/OFFLINE_PAGES); anywhere else they cost one array read.
+    /// `start_isolate_page_range` (offline_pages step "failure to isolate range").
+    pub const START_ISOLATE_PAGE_RANGE: u32 = 18;
+    /// `memory_notify(action, arg)`: the memory notifier chain for one action.
+    pub const MEMORY_NOTIFY: u32 = 19;
+    /// `node_notify(action, arg)`: the node notifier chain (7.x only).
+    pub const NODE_NOTIFY: u32 = 20;
+    /// `walk_system_ram_range` called by offline_pages (inside offline_pages only: other
+    /// callers pass other callbacks and other `arg` types).
+    pub const WALK_SYSTEM_RAM_RANGE: u32 = 21;
+    /// `dissolve_free_huge_pages` (6.1) / `dissolve_free_hugetlb_folios` (6.12, 7.x).
+    pub const DISSOLVE_FREE_HUGE_PAGES: u32 = 22;
+    /// `dump_page(page, reason)`: a page the kernel dumped (e.g. "unmovable page").
+    pub const DUMP_PAGE: u32 = 23;
+    /// Tracepoint `page_isolation:test_pages_isolated` (no duration: a tracepoint).
+    pub const TEST_PAGES_ISOLATED: u32 = 24;
+    /// Tracepoint `migrate:mm_migrate_pages` (no duration). Fires on every migration in the
+    /// system; emitted only inside online_pages/offline_pages.
+    pub const MM_MIGRATE_PAGES: u32 = 25;
+    /// Free pages of one node (NR_FREE_PAGES summed over its zones), read at the entry and at
+    /// the exit of `__add_pages` (or of `arch_add_memory` when that opens the window): one
+    /// event per node whose `node_data[n]` is set, nodes 0..NODE_FREE_MAX_NODES.
+    pub const NODE_FREE_PAGES: u32 = 26;
 }
+
+/// Nodes whose free pages `kind::NODE_FREE_PAGES` reports (0..this).
+pub const NODE_FREE_MAX_NODES: u64 = 8;
+/// Zones per node the kernel side sums at most (a loop bound; the kernel's own count is
+/// `KernelOffsets::max_nr_zones`).
+pub const NODE_FREE_MAX_ZONES: u64 = 8;
 
 /// Slots of the per-CPU slow-path counters: `node * ZONES_PER_NODE + zone index`.
 pub const ZONES_PER_NODE: u32 = 8;
@@ -118,6 +155,76 @@ pub mod arg {
     /// Inclusive, as in `struct range`.
     pub const MR_RANGE_END: usize = 2;
     pub const MR_NR_RANGE: usize = 3;
+
+    // memory_subsys_online/offline(struct device *dev): the memory_block around `dev`.
+    // ZONE_NODE/ZONE_IDX (2, 3) carry `mem->zone` (online: at exit; offline: at entry), with
+    // ZONE_IDX u64::MAX when it was NULL.
+    /// `mem->start_section_nr` at exit (the block's first pfn is this << PFN_SECTION_SHIFT).
+    pub const BLK_SECTION_NR: usize = 0;
+    /// `mem->nid` at exit.
+    pub const BLK_NID: usize = 1;
+    /// `mem->online_type` at entry (MMOP_*: what was asked; the kernel resets it at exit).
+    pub const BLK_ONLINE_TYPE: usize = 4;
+
+    // start_isolate_page_range(unsigned long start_pfn, unsigned long end_pfn, ...)
+    pub const ISO_START_PFN: usize = 0;
+    /// Exclusive.
+    pub const ISO_END_PFN: usize = 1;
+
+    // memory_notify(unsigned long val | enum memory_block_state, void *v) and
+    // node_notify(unsigned long val, void *v). `RawEvent::ret` is the raw notifier value
+    // (NOTIFY_*; the decoder applies notifier_to_errno); NOTIFY_RAW_RET repeats it unsigned.
+    pub const NOTIFY_ACTION: usize = 0;
+    pub const NOTIFY_RAW_RET: usize = 1;
+    /// 1 when the call was made inside offline_pages, 0 inside online_pages (also for the
+    /// other sub-step kinds: slot 7 of every sub-step event).
+    pub const STEP_IN_OFFLINE: usize = 7;
+
+    // walk_system_ram_range(unsigned long start_pfn, unsigned long nr_pages, void *arg, func)
+    pub const WSR_START_PFN: usize = 0;
+    pub const WSR_NR_PAGES: usize = 1;
+    /// `*(unsigned long *)arg` at exit: offline_pages' callback summed the System RAM pages.
+    pub const WSR_RAM_PAGES: usize = 2;
+
+    // dissolve_free_huge_pages/dissolve_free_hugetlb_folios(unsigned long start_pfn,
+    //                                                       unsigned long end_pfn)
+    pub const DHP_START_PFN: usize = 0;
+    /// Exclusive.
+    pub const DHP_END_PFN: usize = 1;
+
+    // dump_page(struct page *page, const char *reason), read at exit.
+    /// `(page - *vmemmap_base) / sizeof(struct page)`; u64::MAX when unknown.
+    pub const DP_PFN: usize = 0;
+    pub const DP_FLAGS: usize = 1;
+    /// `page->_refcount` (atomic_t), as u32.
+    pub const DP_REFCOUNT: usize = 2;
+    /// `page->_mapcount` (atomic_t), as u32.
+    pub const DP_MAPCOUNT: usize = 3;
+    /// `page->page_type` (unsigned int).
+    pub const DP_PAGE_TYPE: usize = 4;
+    /// The reason string, NUL-padded, in two slots (5, 6), bytes in order (little-endian
+    /// words): its first 15 bytes (bpf_probe_read_kernel_str keeps one for the NUL).
+    pub const DP_REASON: usize = 5;
+    pub const DP_REASON_LEN: usize = 16;
+
+    // page_isolation:test_pages_isolated (trace record fields)
+    pub const TPI_START_PFN: usize = 0;
+    pub const TPI_END_PFN: usize = 1;
+    pub const TPI_FIN_PFN: usize = 2;
+
+    // migrate:mm_migrate_pages (trace record fields)
+    pub const MMP_SUCCEEDED: usize = 0;
+    pub const MMP_FAILED: usize = 1;
+    /// `enum migrate_reason` (MR_MEMORY_HOTPLUG = 2 on 6.1-7.2).
+    pub const MMP_REASON: usize = 2;
+
+    // node free pages around __add_pages
+    pub const NFP_NODE: usize = 0;
+    pub const NFP_FREE_PAGES: usize = 1;
+    /// 0: at entry (before the memmap is allocated), 1: at exit.
+    pub const NFP_MOMENT: usize = 2;
+    /// The window's first pfn (`__add_pages`' pfn argument).
+    pub const NFP_WINDOW_PFN: usize = 3;
 }
 
 /// One traced call, emitted at function exit.
@@ -177,6 +284,37 @@ pub struct KernelOffsets {
     pub vmemmap_base_addr: u64,
     /// `sizeof(struct page)`.
     pub page_size: u64,
+    /// `struct memory_block` members.
+    pub mem_dev: u64,
+    pub mem_start_section_nr: u64,
+    pub mem_online_type: u64,
+    pub mem_nid: u64,
+    pub mem_zone: u64,
+    /// `struct page` members (`_mapcount` and `page_type` share a union on 6.x).
+    pub page_flags: u64,
+    pub page_refcount: u64,
+    pub page_mapcount: u64,
+    pub page_type: u64,
+    /// `zone.vm_stat` (atomic_long_t[]) and the index of NR_FREE_PAGES in it
+    /// (`enum zone_stat_item`).
+    pub zone_vm_stat: u64,
+    pub nr_free_pages_idx: u64,
+    /// MAX_NR_ZONES (`__MAX_NR_ZONES` of `enum zone_type`; 0 when unknown).
+    pub max_nr_zones: u64,
+    /// Address of the kernel array `node_data` (`struct pglist_data *node_data[]`, x86-64,
+    /// from /proc/kallsyms; 0 when unknown).
+    pub node_data_addr: u64,
+    /// `struct trace_event_raw_test_pages_isolated` members.
+    pub tp_tpi_start_pfn: u64,
+    pub tp_tpi_end_pfn: u64,
+    pub tp_tpi_fin_pfn: u64,
+    /// `struct trace_event_raw_mm_migrate_pages` members.
+    pub tp_mmp_succeeded: u64,
+    pub tp_mmp_failed: u64,
+    pub tp_mmp_reason: u64,
+    /// `zone.pages_with_online_memmap` (kernels that derive contiguity from it; NO_OFFSET on
+    /// 6.1, 6.12 and 7.2).
+    pub zone_pages_with_online_memmap: u64,
 }
 
 impl KernelOffsets {
@@ -202,6 +340,26 @@ impl KernelOffsets {
         tp_page_alloc_order: NO_OFFSET,
         vmemmap_base_addr: 0,
         page_size: 0,
+        mem_dev: NO_OFFSET,
+        mem_start_section_nr: NO_OFFSET,
+        mem_online_type: NO_OFFSET,
+        mem_nid: NO_OFFSET,
+        mem_zone: NO_OFFSET,
+        page_flags: NO_OFFSET,
+        page_refcount: NO_OFFSET,
+        page_mapcount: NO_OFFSET,
+        page_type: NO_OFFSET,
+        zone_vm_stat: NO_OFFSET,
+        nr_free_pages_idx: NO_OFFSET,
+        max_nr_zones: 0,
+        node_data_addr: 0,
+        tp_tpi_start_pfn: NO_OFFSET,
+        tp_tpi_end_pfn: NO_OFFSET,
+        tp_tpi_fin_pfn: NO_OFFSET,
+        tp_mmp_succeeded: NO_OFFSET,
+        tp_mmp_failed: NO_OFFSET,
+        tp_mmp_reason: NO_OFFSET,
+        zone_pages_with_online_memmap: NO_OFFSET,
     };
 }
 

@@ -7,6 +7,12 @@
 //! "after" state. Struct fields are read at offsets that userspace resolved from the running
 //! kernel's BTF (`OFFSETS`); scalar arguments need none.
 //!
+//! The sub-steps of online_pages/offline_pages (isolation, notifiers, the RAM walk, hugetlb
+//! dissolving, dumped pages, and the `test_pages_isolated` and `mm_migrate_pages` tracepoints)
+//! emit only for a task inside one of those two calls: anywhere else their programs return
+//! after one array read (`STEP_CTL`), so a migration or a page dump elsewhere in the system costs
+//! nothing more.
+//!
 //! Besides: `kmem:mm_page_alloc` programs (raw tracepoint, or classic as the fallback) that
 //! report allocations made inside `__add_pages` (where a hot-add allocates its memmap), and
 //! per-CPU counters of slow-path `__pageblock_pfn_to_page` calls, which sit on compaction's hot
@@ -15,6 +21,7 @@
 #![no_main]
 
 use aya_ebpf::{
+    cty::c_void,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::{fentry, fexit, kprobe, kretprobe, map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
@@ -25,7 +32,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use probe_common::{
-    arg, kind, KernelOffsets, RawEvent, BPF_RB_NO_WAKEUP, NO_OFFSET, SLOWPATH_SLOTS, ZONES_PER_NODE,
+    arg, kind, KernelOffsets, RawEvent, BPF_RB_NO_WAKEUP, NODE_FREE_MAX_NODES, NODE_FREE_MAX_ZONES,
+    NO_OFFSET, SLOWPATH_SLOTS, ZONES_PER_NODE,
 };
 
 /// Written by userspace before load (`EbpfLoader::set_global`).
@@ -57,8 +65,18 @@ static WINDOWS: HashMap<u64, Window> = HashMap::with_max_entries(256, 0);
 /// allocation in the system) returns after one array read when no hot-add is running.
 /// [1]: set by userspace when `__add_pages` could not be attached and `arch_add_memory` (its
 /// caller) opens the window instead.
+/// [2]: set by userspace when the `node_free_pages` probe is on: the window's opening and
+/// closing also report each node's free pages.
 #[map]
-static WINDOW_CTL: Array<u64> = Array::with_max_entries(2, 0);
+static WINDOW_CTL: Array<u64> = Array::with_max_entries(3, 0);
+
+/// [0]: online_pages and offline_pages calls in progress (all tasks). The sub-step programs
+/// return after reading it when it is 0, and otherwise look for the current task's own
+/// online_pages/offline_pages entry in `STARTS`. Plain read-modify-write, like the window
+/// count: the callers of both hold device_hotplug_lock, so they never run concurrently. A
+/// count left too high (an exit missed) only costs lookups; it never goes below 0.
+#[map]
+static STEP_CTL: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Slow-path `__pageblock_pfn_to_page` calls per zone (`node * ZONES_PER_NODE + zone`).
 #[map]
@@ -162,6 +180,18 @@ const fn args_used(kind: u32) -> (usize, u32) {
         // memremap_pages(struct dev_pagemap *pgmap, int nid), memunmap_pages(struct dev_pagemap *)
         kind::MEMREMAP_PAGES => (2, 0b01),
         kind::MEMUNMAP_PAGES => (1, 0b1),
+        // memory_subsys_online/offline(struct device *dev)
+        kind::MEMORY_SUBSYS_ONLINE | kind::MEMORY_SUBSYS_OFFLINE => (1, 0b1),
+        // start_isolate_page_range(unsigned long start_pfn, unsigned long end_pfn, ...),
+        // dissolve_free_huge_pages/_hugetlb_folios(unsigned long start_pfn, unsigned long end_pfn)
+        kind::START_ISOLATE_PAGE_RANGE | kind::DISSOLVE_FREE_HUGE_PAGES => (2, 0),
+        // memory_notify(unsigned long val | enum memory_block_state, void *v),
+        // node_notify(unsigned long val, void *v)
+        kind::MEMORY_NOTIFY | kind::NODE_NOTIFY => (1, 0),
+        // walk_system_ram_range(unsigned long start_pfn, unsigned long nr_pages, void *arg, ...)
+        kind::WALK_SYSTEM_RAM_RANGE => (3, 0b100),
+        // dump_page(struct page *page, const char *reason)
+        kind::DUMP_PAGE => (2, 0b11),
         _ => (0, 0),
     }
 }
@@ -225,26 +255,131 @@ fn window_by_caller() -> bool {
 }
 
 #[inline(always)]
-fn open_window(nid: u64, pfn: u64) {
+fn open_window<C: EbpfContext>(ctx: &C, nid: u64, pfn: u64) {
     if WINDOWS
         .insert(&bpf_get_current_pid_tgid(), &Window { nid, pfn }, 0)
         .is_ok()
     {
         adjust_window_count(1);
     }
+    emit_node_free_pages(ctx, 0, pfn);
 }
 
 #[inline(always)]
-fn close_window() {
+fn close_window<C: EbpfContext>(ctx: &C, pfn: u64) {
     if WINDOWS.remove(&bpf_get_current_pid_tgid()).is_ok() {
         adjust_window_count(-1);
     }
+    emit_node_free_pages(ctx, 1, pfn);
+}
+
+/// One `NODE_FREE_PAGES` event per node 0..NODE_FREE_MAX_NODES whose `node_data[n]` is set:
+/// NR_FREE_PAGES summed over its zones (each clamped at 0, as `zone_page_state` does). Both
+/// loops have constant bounds; a hot-add runs this twice.
+#[inline(always)]
+fn emit_node_free_pages<C: EbpfContext>(ctx: &C, moment: u64, window_pfn: u64) {
+    if WINDOW_CTL.get(2).copied().unwrap_or(0) == 0 {
+        return;
+    }
+    let node_data = off!(node_data_addr);
+    let zones = off!(pgdat_node_zones);
+    let vm_stat = off!(zone_vm_stat);
+    let idx = off!(nr_free_pages_idx);
+    let zone_size = off!(zone_size);
+    let nr_zones = off!(max_nr_zones);
+    if node_data == 0 || zones == NO_OFFSET || vm_stat == NO_OFFSET || idx == NO_OFFSET || zone_size == 0 {
+        return;
+    }
+    let stat = zones + vm_stat + idx * 8;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let mut n = 0;
+    while n < NODE_FREE_MAX_NODES {
+        let pgdat: u64 = kread(node_data, n * 8);
+        if pgdat != 0 {
+            let mut free: u64 = 0;
+            let mut z = 0;
+            while z < NODE_FREE_MAX_ZONES && z < nr_zones {
+                let v: i64 = kread(pgdat, stat + z * zone_size);
+                if v > 0 {
+                    free += v as u64;
+                }
+                z += 1;
+            }
+            let mut ev = RawEvent {
+                kind: kind::NODE_FREE_PAGES,
+                ret: 0,
+                ts_ns: unsafe { bpf_ktime_get_ns() },
+                duration_ns: 0,
+                pid_tgid,
+                args: [0; probe_common::NR_ARGS],
+            };
+            ev.args[arg::NFP_NODE] = n;
+            ev.args[arg::NFP_FREE_PAGES] = free;
+            ev.args[arg::NFP_MOMENT] = moment;
+            ev.args[arg::NFP_WINDOW_PFN] = window_pfn;
+            emit(ctx, &ev);
+        }
+        n += 1;
+    }
+}
+
+/// The online/offline count (`STEP_CTL[0]`).
+#[inline(always)]
+fn adjust_step_count(delta: i64) {
+    if let Some(p) = STEP_CTL.get_ptr_mut(0) {
+        unsafe { *p = (*p as i64 + delta).max(0) as u64 };
+    }
+}
+
+#[inline(always)]
+fn in_call(pid_tgid: u64, kind: u32) -> bool {
+    unsafe { STARTS.get(&task_key(pid_tgid, kind)) }.is_some_and(|s| s.ts != 0)
+}
+
+/// Whether the current task is inside offline_pages (Some(true)) or online_pages
+/// (Some(false)). Outside any online/offline in the system: one array read.
+#[inline(always)]
+fn in_online_offline(pid_tgid: u64) -> Option<bool> {
+    if STEP_CTL.get(0).copied().unwrap_or(0) == 0 {
+        return None;
+    }
+    if in_call(pid_tgid, kind::OFFLINE_PAGES) {
+        Some(true)
+    } else if in_call(pid_tgid, kind::ONLINE_PAGES) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The kinds that report only from inside online_pages/offline_pages.
+#[inline(always)]
+const fn is_sub_step(kind: u32) -> bool {
+    matches!(
+        kind,
+        kind::START_ISOLATE_PAGE_RANGE
+            | kind::MEMORY_NOTIFY
+            | kind::NODE_NOTIFY
+            | kind::WALK_SYSTEM_RAM_RANGE
+            | kind::DISSOLVE_FREE_HUGE_PAGES
+            | kind::DUMP_PAGE
+    )
 }
 
 /// Entry side, shared by fentry and kprobe programs. `kind` is a constant at every call site,
 /// so each program keeps only its own branch.
 #[inline(always)]
 fn on_entry<C: Args>(ctx: &C, kind: u32) -> u32 {
+    // Sub-steps: only inside online_pages/offline_pages; `b` remembers which.
+    let mut in_offline = 0;
+    if is_sub_step(kind) {
+        match in_online_offline(bpf_get_current_pid_tgid()) {
+            // offline_pages' RAM walk only: other callers' `arg` is something else.
+            Some(false) if kind == kind::WALK_SYSTEM_RAM_RANGE => return 0,
+            Some(offline) => in_offline = offline as u64,
+            None => return 0,
+        }
+    }
     let (used, pointers) = args_used(kind);
     let mut args = [0u64; NR_SAVED];
     let mut i = 0;
@@ -264,17 +399,38 @@ fn on_entry<C: Args>(ctx: &C, kind: u32) -> u32 {
         ),
         kind::SET_ZONE_CONTIGUOUS => (kread::<u8>(args[0], off!(zone_contiguous)) as u64, 0),
         kind::ADD_PAGES => {
-            open_window(args[0], args[1]);
+            open_window(ctx, args[0], args[1]);
             (0, 0)
         }
         kind::ARCH_ADD_MEMORY => {
             if window_by_caller() {
                 // Page frame of the range start: arch_add_memory takes bytes.
-                open_window(args[0], args[1] >> 12);
+                open_window(ctx, args[0], args[1] >> 12);
             }
             (0, 0)
         }
-        _ => (0, 0),
+        kind::ONLINE_PAGES | kind::OFFLINE_PAGES => {
+            adjust_step_count(1);
+            (0, 0)
+        }
+        // The memory_block around its `dev`; what was asked (reset at exit), and for an
+        // offline the zone it leaves (set to NULL on success).
+        kind::MEMORY_SUBSYS_ONLINE | kind::MEMORY_SUBSYS_OFFLINE => {
+            let dev_off = off!(mem_dev);
+            if dev_off == NO_OFFSET || args[0] < dev_off {
+                args[0] = 0;
+            } else {
+                args[0] -= dev_off;
+            }
+            let online_type = kread::<u32>(args[0], off!(mem_online_type)) as u64;
+            let zone = if kind == kind::MEMORY_SUBSYS_OFFLINE {
+                kread::<u64>(args[0], off!(mem_zone))
+            } else {
+                0
+            };
+            (online_type, zone)
+        }
+        _ => (0, in_offline),
     };
     let start = Start {
         ts: unsafe { bpf_ktime_get_ns() },
@@ -333,6 +489,9 @@ fn errno_of(ret: u64, returns_pointer: bool) -> i32 {
 /// before we attached) are dropped: their arguments are unknown.
 #[inline(always)]
 fn on_exit<C: EbpfContext>(ctx: &C, kind: u32, raw_ret: u64) -> u32 {
+    if is_sub_step(kind) && STEP_CTL.get(0).copied().unwrap_or(0) == 0 {
+        return 0;
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let Some(p) = STARTS.get_ptr_mut(&task_key(pid_tgid, kind)) else {
         return 0;
@@ -344,6 +503,9 @@ fn on_exit<C: EbpfContext>(ctx: &C, kind: u32, raw_ret: u64) -> u32 {
     unsafe { (*p).ts = 0 };
     let a = &start.args;
     let mut ev = new_event(kind, &start, pid_tgid);
+    if is_sub_step(kind) {
+        ev.args[arg::STEP_IN_OFFLINE] = start.b;
+    }
     match kind {
         kind::ADD_MEMORY_RESOURCE => {
             // add_memory_resource(int nid, struct resource *res, mhp_t mhp_flags)
@@ -357,7 +519,7 @@ fn on_exit<C: EbpfContext>(ctx: &C, kind: u32, raw_ret: u64) -> u32 {
             // arch_add_memory(int nid, u64 start, u64 size, struct mhp_params *params): the real
             // node, and the altmap whose `alloc` says how many pages now hold the memmap.
             if window_by_caller() {
-                close_window();
+                close_window(ctx, a[1] >> 12);
             }
             ev.ret = errno_of(raw_ret, false);
             ev.args[arg::AAM_NID] = a[0] as i32 as i64 as u64;
@@ -373,7 +535,7 @@ fn on_exit<C: EbpfContext>(ctx: &C, kind: u32, raw_ret: u64) -> u32 {
         }
         kind::ADD_PAGES => {
             // __add_pages(int nid, unsigned long pfn, unsigned long nr_pages, struct mhp_params *)
-            close_window();
+            close_window(ctx, a[1]);
             ev.ret = errno_of(raw_ret, false);
             ev.args[arg::AP_NID] = a[0] as i32 as i64 as u64;
             ev.args[arg::AP_PFN] = a[1];
@@ -382,6 +544,9 @@ fn on_exit<C: EbpfContext>(ctx: &C, kind: u32, raw_ret: u64) -> u32 {
         }
         kind::MHP_INIT_MEMMAP_ON_MEMORY | kind::ONLINE_PAGES | kind::OFFLINE_PAGES => {
             // (unsigned long pfn, unsigned long nr_pages, struct zone *zone, ...)
+            if kind != kind::MHP_INIT_MEMMAP_ON_MEMORY {
+                adjust_step_count(-1);
+            }
             ev.ret = errno_of(raw_ret, false);
             ev.args[arg::PFN] = a[0];
             ev.args[arg::NR_PAGES] = a[1];
@@ -446,6 +611,68 @@ fn on_exit<C: EbpfContext>(ctx: &C, kind: u32, raw_ret: u64) -> u32 {
             ev.args[arg::MR_NR_RANGE] = kread::<i32>(pgmap, off!(pgmap_nr_range)) as u64;
             ev.args[arg::PGMAP_TYPE] = kread::<u32>(pgmap, off!(pgmap_type)) as u64;
             ev.args[arg::PGMAP_FLAGS] = kread::<u32>(pgmap, off!(pgmap_flags)) as u64;
+        }
+        kind::MEMORY_SUBSYS_ONLINE | kind::MEMORY_SUBSYS_OFFLINE => {
+            // a[0] is the memory_block (see on_entry).
+            let mem = a[0];
+            ev.ret = errno_of(raw_ret, false);
+            ev.args[arg::BLK_SECTION_NR] = kread::<u64>(mem, off!(mem_start_section_nr));
+            ev.args[arg::BLK_NID] = kread::<i32>(mem, off!(mem_nid)) as i64 as u64;
+            ev.args[arg::BLK_ONLINE_TYPE] = start.a;
+            let zone = if kind == kind::MEMORY_SUBSYS_ONLINE {
+                kread::<u64>(mem, off!(mem_zone))
+            } else {
+                start.b
+            };
+            let (node, idx) = if zone != 0 {
+                zone_node_idx(zone)
+            } else {
+                (u64::MAX, u64::MAX)
+            };
+            ev.args[arg::ZONE_NODE] = node;
+            ev.args[arg::ZONE_IDX] = idx;
+        }
+        kind::START_ISOLATE_PAGE_RANGE | kind::DISSOLVE_FREE_HUGE_PAGES => {
+            ev.ret = errno_of(raw_ret, false);
+            ev.args[arg::ISO_START_PFN] = a[0];
+            ev.args[arg::ISO_END_PFN] = a[1];
+        }
+        kind::MEMORY_NOTIFY | kind::NODE_NOTIFY => {
+            // The raw notifier value (NOTIFY_*); userspace applies notifier_to_errno.
+            ev.ret = raw_ret as i32;
+            ev.args[arg::NOTIFY_ACTION] = a[0] as u32 as u64;
+            ev.args[arg::NOTIFY_RAW_RET] = raw_ret as u32 as u64;
+        }
+        kind::WALK_SYSTEM_RAM_RANGE => {
+            ev.ret = errno_of(raw_ret, false);
+            ev.args[arg::WSR_START_PFN] = a[0];
+            ev.args[arg::WSR_NR_PAGES] = a[1];
+            // offline_pages passes &system_ram_pages (0 before the walk), which its callback sums.
+            ev.args[arg::WSR_RAM_PAGES] = kread::<u64>(a[2], 0);
+        }
+        kind::DUMP_PAGE => {
+            let page = a[0];
+            ev.args[arg::DP_PFN] = page_pfn(page);
+            ev.args[arg::DP_FLAGS] = kread::<u64>(page, off!(page_flags));
+            ev.args[arg::DP_REFCOUNT] = kread::<u32>(page, off!(page_refcount)) as u64;
+            ev.args[arg::DP_MAPCOUNT] = kread::<u32>(page, off!(page_mapcount)) as u64;
+            ev.args[arg::DP_PAGE_TYPE] = kread::<u32>(page, off!(page_type)) as u64;
+            let mut reason = [0u8; arg::DP_REASON_LEN];
+            if a[1] != 0 {
+                unsafe {
+                    aya_ebpf::helpers::gen::bpf_probe_read_kernel_str(
+                        reason.as_mut_ptr() as *mut c_void,
+                        arg::DP_REASON_LEN as u32,
+                        a[1] as *const c_void,
+                    )
+                };
+            }
+            let mut lo = [0u8; 8];
+            let mut hi = [0u8; 8];
+            lo.copy_from_slice(&reason[..8]);
+            hi.copy_from_slice(&reason[8..]);
+            ev.args[arg::DP_REASON] = u64::from_le_bytes(lo);
+            ev.args[arg::DP_REASON + 1] = u64::from_le_bytes(hi);
         }
         _ => return 0,
     }
@@ -586,6 +813,133 @@ traced!(
     memunmap_pages_kretprobe
 );
 
+traced!(
+    kind::MEMORY_SUBSYS_ONLINE,
+    memory_subsys_online_fentry,
+    memory_subsys_online_fexit,
+    memory_subsys_online_kprobe,
+    memory_subsys_online_kretprobe
+);
+traced!(
+    kind::MEMORY_SUBSYS_OFFLINE,
+    memory_subsys_offline_fentry,
+    memory_subsys_offline_fexit,
+    memory_subsys_offline_kprobe,
+    memory_subsys_offline_kretprobe
+);
+traced!(
+    kind::START_ISOLATE_PAGE_RANGE,
+    start_isolate_page_range_fentry,
+    start_isolate_page_range_fexit,
+    start_isolate_page_range_kprobe,
+    start_isolate_page_range_kretprobe
+);
+traced!(
+    kind::MEMORY_NOTIFY,
+    memory_notify_fentry,
+    memory_notify_fexit,
+    memory_notify_kprobe,
+    memory_notify_kretprobe
+);
+traced!(
+    kind::NODE_NOTIFY,
+    node_notify_fentry,
+    node_notify_fexit,
+    node_notify_kprobe,
+    node_notify_kretprobe
+);
+traced!(
+    kind::WALK_SYSTEM_RAM_RANGE,
+    walk_system_ram_range_fentry,
+    walk_system_ram_range_fexit,
+    walk_system_ram_range_kprobe,
+    walk_system_ram_range_kretprobe
+);
+// Two pairs, one per name the function has had (dissolve_free_huge_pages on 6.1,
+// dissolve_free_hugetlb_folios from 6.10 on): a program loads for one function only.
+traced!(
+    kind::DISSOLVE_FREE_HUGE_PAGES,
+    dissolve_free_huge_pages_fentry,
+    dissolve_free_huge_pages_fexit,
+    dissolve_free_huge_pages_kprobe,
+    dissolve_free_huge_pages_kretprobe
+);
+traced!(
+    kind::DISSOLVE_FREE_HUGE_PAGES,
+    dissolve_free_hugetlb_folios_fentry,
+    dissolve_free_hugetlb_folios_fexit,
+    dissolve_free_hugetlb_folios_kprobe,
+    dissolve_free_hugetlb_folios_kretprobe
+);
+traced!(
+    kind::DUMP_PAGE,
+    dump_page_fentry,
+    dump_page_fexit,
+    dump_page_kprobe,
+    dump_page_kretprobe
+);
+
+// ---- offline_pages' tracepoints --------------------------------------------------------------
+
+#[inline(always)]
+fn step_event(kind: u32, pid_tgid: u64, in_offline: bool) -> RawEvent {
+    let mut ev = RawEvent {
+        kind,
+        ret: 0,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        duration_ns: 0,
+        pid_tgid,
+        args: [0; probe_common::NR_ARGS],
+    };
+    ev.args[arg::STEP_IN_OFFLINE] = in_offline as u64;
+    ev
+}
+
+#[inline(always)]
+fn tp_field(ctx: &TracePointContext, off: u64) -> u64 {
+    if off == NO_OFFSET {
+        return 0;
+    }
+    unsafe { ctx.read_at::<u64>(off as usize) }.unwrap_or(0)
+}
+
+/// page_isolation:test_pages_isolated (classic: the record's `start_pfn`, `end_pfn`, `fin_pfn`).
+/// `fin_pfn` == `end_pfn` means every page of the range was free and isolated.
+#[tracepoint]
+pub fn test_pages_isolated_tp(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(in_offline) = in_online_offline(pid_tgid) else {
+        return 0;
+    };
+    let mut ev = step_event(kind::TEST_PAGES_ISOLATED, pid_tgid, in_offline);
+    ev.args[arg::TPI_START_PFN] = tp_field(&ctx, off!(tp_tpi_start_pfn));
+    ev.args[arg::TPI_END_PFN] = tp_field(&ctx, off!(tp_tpi_end_pfn));
+    ev.args[arg::TPI_FIN_PFN] = tp_field(&ctx, off!(tp_tpi_fin_pfn));
+    emit(&ctx, &ev);
+    0
+}
+
+/// migrate:mm_migrate_pages (classic: `succeeded`, `failed`, `reason`). It fires at the end of
+/// every migrate_pages() in the system; outside an online/offline, one array read.
+#[tracepoint]
+pub fn mm_migrate_pages_tp(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(in_offline) = in_online_offline(pid_tgid) else {
+        return 0;
+    };
+    let mut ev = step_event(kind::MM_MIGRATE_PAGES, pid_tgid, in_offline);
+    ev.args[arg::MMP_SUCCEEDED] = tp_field(&ctx, off!(tp_mmp_succeeded));
+    ev.args[arg::MMP_FAILED] = tp_field(&ctx, off!(tp_mmp_failed));
+    let reason = off!(tp_mmp_reason);
+    ev.args[arg::MMP_REASON] = if reason == NO_OFFSET {
+        u64::MAX
+    } else {
+        unsafe { ctx.read_at::<u32>(reason as usize) }.unwrap_or(u32::MAX) as u64
+    };
+    emit(&ctx, &ev);
+    0
+}
+
 // ---- memmap allocations --------------------------------------------------------------------
 
 /// The `__add_pages` window the current task is in, if any. Page allocations happen all over
@@ -617,6 +971,19 @@ fn emit_page_alloc<C: EbpfContext>(ctx: &C, w: &Window, pfn: u64, order: u32) {
     emit(ctx, &ev);
 }
 
+/// A `struct page *`'s pfn: its index in the virtual memmap, which starts at the value of
+/// `vmemmap_base` (x86-64). u64::MAX when unknown.
+#[inline(always)]
+fn page_pfn(page: u64) -> u64 {
+    let memmap: u64 = kread(off!(vmemmap_base_addr), 0);
+    let size = off!(page_size);
+    if memmap != 0 && size != 0 && page >= memmap {
+        (page - memmap) / size
+    } else {
+        u64::MAX
+    }
+}
+
 /// kmem:mm_page_alloc as a raw tracepoint (preferred): the kernel hands over the tracepoint's
 /// arguments `(struct page *page, unsigned int order, ...)` without first building the trace
 /// record, which every page allocation in the system would pay for. The pfn is the page's
@@ -628,14 +995,7 @@ pub fn mm_page_alloc_raw(ctx: RawTracePointContext) -> u32 {
     };
     let args = ctx.as_ptr() as *const u64;
     let (page, order) = unsafe { (*args, *args.add(1) as u32) };
-    let memmap: u64 = kread(off!(vmemmap_base_addr), 0);
-    let size = off!(page_size);
-    let pfn = if memmap != 0 && size != 0 && page >= memmap {
-        (page - memmap) / size
-    } else {
-        u64::MAX
-    };
-    emit_page_alloc(&ctx, &w, pfn, order);
+    emit_page_alloc(&ctx, &w, page_pfn(page), order);
     0
 }
 
