@@ -1,7 +1,66 @@
 //! Raw ring-buffer records -> typed events. Pure: no kernel access.
 use probe_common::{arg, kind, RawEvent};
 
-use crate::event::{Altmap, Event, Op, Span, ZoneId, PGMAP_ALTMAP_VALID};
+use crate::event::{
+    AddMoment, Altmap, Event, NotifyAction, OnlineType, Op, Span, ZoneId, PGMAP_ALTMAP_VALID,
+};
+
+/// PFN_SECTION_SHIFT on x86-64 (SECTION_SIZE_BITS 27 - PAGE_SHIFT 12): a memory block's
+/// `start_section_nr` << this is its first pfn.
+pub const PFN_SECTION_SHIFT: u32 = 15;
+
+/// What decoding needs to know about the running kernel beyond the record itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeCtx {
+    /// The kernel's memory notifier action values (`MEM_*`): bits on 6.1 and 6.12
+    /// (`#define`s, not in BTF), `enum memory_block_state` (0-based, in BTF) on 7.x.
+    notify_actions: Vec<(u64, NotifyAction)>,
+}
+
+impl Default for DecodeCtx {
+    /// The `#define` encoding of 6.1 and 6.12.
+    fn default() -> DecodeCtx {
+        DecodeCtx {
+            notify_actions: Vec::new(),
+        }
+    }
+}
+
+impl DecodeCtx {
+    /// From the enumerators of `enum memory_block_state` when the kernel's BTF has it (7.x);
+    /// the bit encoding otherwise.
+    pub fn from_memory_block_state(values: Option<&[(String, u64)]>) -> DecodeCtx {
+        let notify_actions = values
+            .unwrap_or_default()
+            .iter()
+            .map(|(name, v)| (*v, NotifyAction::from_kernel_name(name)))
+            .filter(|(_, a)| *a != NotifyAction::Unknown)
+            .collect();
+        DecodeCtx { notify_actions }
+    }
+
+    pub fn notify_action(&self, v: u64) -> NotifyAction {
+        if self.notify_actions.is_empty() {
+            return NotifyAction::from_bits(v);
+        }
+        self.notify_actions
+            .iter()
+            .find(|(k, _)| *k == v)
+            .map_or(NotifyAction::Unknown, |(_, a)| *a)
+    }
+}
+
+/// The kernel's `notifier_to_errno`: a notifier chain's result as an errno (0: all agreed).
+pub fn notifier_to_errno(ret: i32) -> i32 {
+    const NOTIFY_OK: i32 = 0x1;
+    const NOTIFY_STOP_MASK: i32 = 0x8000;
+    let ret = ret & !NOTIFY_STOP_MASK;
+    if ret > NOTIFY_OK {
+        NOTIFY_OK - ret
+    } else {
+        0
+    }
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -25,7 +84,12 @@ pub fn parse_raw(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<RawEvent>()) })
 }
 
+/// `decode_with` the default context (memory notifier actions as 6.1 and 6.12 number them).
 pub fn decode(raw: &RawEvent) -> Result<Event, DecodeError> {
+    decode_with(&DecodeCtx::default(), raw)
+}
+
+pub fn decode_with(ctx: &DecodeCtx, raw: &RawEvent) -> Result<Event, DecodeError> {
     let a = &raw.args;
     // The zone as node and index at the given slots; u64::MAX marks an unresolved pointer.
     let zone_at = |node: usize, idx: usize| -> Result<ZoneId, DecodeError> {
@@ -146,6 +210,77 @@ pub fn decode(raw: &RawEvent) -> Result<Event, DecodeError> {
             nr_range: a[arg::MR_NR_RANGE] as u32,
             pgmap_type: a[arg::PGMAP_TYPE] as u32,
             altmap: a[arg::PGMAP_FLAGS] as u32 & PGMAP_ALTMAP_VALID != 0,
+        },
+        kind::MEMORY_SUBSYS_ONLINE => Op::BlockOnline {
+            pfn: a[arg::BLK_SECTION_NR] << PFN_SECTION_SHIFT,
+            requested: OnlineType::from_mmop(a[arg::BLK_ONLINE_TYPE]),
+            node: a[arg::BLK_NID] as i64 as i32,
+            zone: zone().ok(),
+            ret: raw.ret,
+        },
+        kind::MEMORY_SUBSYS_OFFLINE => Op::BlockOffline {
+            pfn: a[arg::BLK_SECTION_NR] << PFN_SECTION_SHIFT,
+            node: a[arg::BLK_NID] as i64 as i32,
+            zone: zone().ok(),
+            ret: raw.ret,
+        },
+        kind::START_ISOLATE_PAGE_RANGE => Op::IsolateRange {
+            pfn: a[arg::ISO_START_PFN],
+            nr_pages: a[arg::ISO_END_PFN].saturating_sub(a[arg::ISO_START_PFN]),
+            ret: raw.ret,
+        },
+        kind::MEMORY_NOTIFY => Op::MemoryNotify {
+            action: ctx.notify_action(a[arg::NOTIFY_ACTION]),
+            ret: notifier_to_errno(raw.ret),
+        },
+        kind::NODE_NOTIFY => Op::NodeNotify {
+            action: a[arg::NOTIFY_ACTION] as u32,
+            ret: notifier_to_errno(raw.ret),
+        },
+        kind::WALK_SYSTEM_RAM_RANGE => Op::WalkSystemRam {
+            pfn: a[arg::WSR_START_PFN],
+            nr_pages: a[arg::WSR_NR_PAGES],
+            ram_pages: a[arg::WSR_RAM_PAGES],
+        },
+        kind::DISSOLVE_FREE_HUGE_PAGES => Op::DissolveHugePages {
+            pfn: a[arg::DHP_START_PFN],
+            end_pfn: a[arg::DHP_END_PFN],
+            ret: raw.ret,
+        },
+        kind::TEST_PAGES_ISOLATED => Op::TestPagesIsolated {
+            pfn: a[arg::TPI_START_PFN],
+            end_pfn: a[arg::TPI_END_PFN],
+            fin_pfn: a[arg::TPI_FIN_PFN],
+        },
+        kind::MM_MIGRATE_PAGES => Op::MigratePages {
+            succeeded: a[arg::MMP_SUCCEEDED],
+            failed: a[arg::MMP_FAILED],
+            reason: a[arg::MMP_REASON] as u32,
+        },
+        kind::DUMP_PAGE => {
+            let mut bytes = [0u8; arg::DP_REASON_LEN];
+            bytes[..8].copy_from_slice(&a[arg::DP_REASON].to_le_bytes());
+            bytes[8..].copy_from_slice(&a[arg::DP_REASON + 1].to_le_bytes());
+            let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+            Op::DumpPage {
+                // u64::MAX when vmemmap_base was unknown.
+                pfn: a[arg::DP_PFN],
+                flags: a[arg::DP_FLAGS],
+                refcount: a[arg::DP_REFCOUNT] as u32 as i32,
+                mapcount: a[arg::DP_MAPCOUNT] as u32 as i32,
+                page_type: a[arg::DP_PAGE_TYPE] as u32,
+                reason: String::from_utf8_lossy(&bytes[..len]).into_owned(),
+            }
+        }
+        kind::NODE_FREE_PAGES => Op::NodeFreePages {
+            node: a[arg::NFP_NODE] as i64 as i32,
+            free_pages: a[arg::NFP_FREE_PAGES],
+            moment: if a[arg::NFP_MOMENT] == 0 {
+                AddMoment::Before
+            } else {
+                AddMoment::After
+            },
+            window_pfn: a[arg::NFP_WINDOW_PFN],
         },
         other => return Err(DecodeError::UnknownKind(other)),
     };
@@ -274,6 +409,259 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn memory_blocks_start_at_their_first_section() {
+        let r = raw(
+            kind::MEMORY_SUBSYS_ONLINE,
+            0,
+            &[
+                (arg::BLK_SECTION_NR, 0x20),
+                (arg::BLK_NID, 1),
+                (arg::ZONE_NODE, 1),
+                (arg::ZONE_IDX, 3),
+                (arg::BLK_ONLINE_TYPE, 3),
+            ],
+        );
+        assert_eq!(
+            decode(&r).unwrap().op,
+            Op::BlockOnline {
+                pfn: 0x100000,
+                requested: OnlineType::OnlineMovable,
+                node: 1,
+                zone: Some(ZoneId { node: 1, zone: 3 }),
+                ret: 0
+            }
+        );
+        // An offline of a block with no single zone: refused before offline_pages.
+        let r = raw(
+            kind::MEMORY_SUBSYS_OFFLINE,
+            -22,
+            &[
+                (arg::BLK_SECTION_NR, 0x21),
+                (arg::BLK_NID, 1),
+                (arg::ZONE_NODE, u64::MAX),
+                (arg::ZONE_IDX, u64::MAX),
+            ],
+        );
+        assert_eq!(
+            decode(&r).unwrap().op,
+            Op::BlockOffline {
+                pfn: 0x108000,
+                node: 1,
+                zone: None,
+                ret: -22
+            }
+        );
+    }
+
+    #[test]
+    fn notifier_results_become_errnos() {
+        assert_eq!(notifier_to_errno(0), 0); // NOTIFY_DONE
+        assert_eq!(notifier_to_errno(1), 0); // NOTIFY_OK
+        assert_eq!(notifier_to_errno(0x8002), -1); // NOTIFY_BAD: -EPERM
+                                                   // notifier_from_errno(-EBUSY) = NOTIFY_STOP_MASK | (NOTIFY_OK + 16)
+        assert_eq!(notifier_to_errno(0x8000 | 17), -16);
+        let r = raw(kind::MEMORY_NOTIFY, 0x8000 | 17, &[(arg::NOTIFY_ACTION, 2)]);
+        assert_eq!(
+            decode(&r).unwrap().op,
+            Op::MemoryNotify {
+                action: NotifyAction::GoingOffline,
+                ret: -16
+            }
+        );
+        let r = raw(kind::NODE_NOTIFY, 1, &[(arg::NOTIFY_ACTION, 1 << 3)]);
+        assert_eq!(decode(&r).unwrap().op, Op::NodeNotify { action: 8, ret: 0 });
+    }
+
+    #[test]
+    fn notify_actions_follow_the_kernels_numbering() {
+        // 6.1 / 6.12: bits.
+        let bits = DecodeCtx::default();
+        assert_eq!(bits.notify_action(1), NotifyAction::Online);
+        assert_eq!(bits.notify_action(0x40), NotifyAction::PrepareOnline);
+        // 7.x: enum memory_block_state.
+        let names = [
+            "MEM_ONLINE",
+            "MEM_GOING_OFFLINE",
+            "MEM_OFFLINE",
+            "MEM_GOING_ONLINE",
+            "MEM_CANCEL_ONLINE",
+            "MEM_CANCEL_OFFLINE",
+        ];
+        let values: Vec<(String, u64)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), i as u64))
+            .collect();
+        let ctx = DecodeCtx::from_memory_block_state(Some(&values));
+        assert_eq!(ctx.notify_action(0), NotifyAction::Online);
+        assert_eq!(ctx.notify_action(1), NotifyAction::GoingOffline);
+        assert_eq!(ctx.notify_action(3), NotifyAction::GoingOnline);
+        assert_eq!(ctx.notify_action(8), NotifyAction::Unknown);
+        let r = raw(kind::MEMORY_NOTIFY, 1, &[(arg::NOTIFY_ACTION, 1)]);
+        assert_eq!(
+            decode_with(&ctx, &r).unwrap().op,
+            Op::MemoryNotify {
+                action: NotifyAction::GoingOffline,
+                ret: 0
+            }
+        );
+        assert_eq!(DecodeCtx::from_memory_block_state(None), DecodeCtx::default());
+    }
+
+    #[test]
+    fn offline_steps_decode() {
+        let r = raw(
+            kind::START_ISOLATE_PAGE_RANGE,
+            -16,
+            &[(arg::ISO_START_PFN, 0x108200), (arg::ISO_END_PFN, 0x110000)],
+        );
+        assert_eq!(
+            decode(&r).unwrap().op,
+            Op::IsolateRange {
+                pfn: 0x108200,
+                nr_pages: 32256,
+                ret: -16
+            }
+        );
+        let r = raw(
+            kind::WALK_SYSTEM_RAM_RANGE,
+            0,
+            &[
+                (arg::WSR_START_PFN, 0x108200),
+                (arg::WSR_NR_PAGES, 32256),
+                (arg::WSR_RAM_PAGES, 32000),
+            ],
+        );
+        assert_eq!(
+            decode(&r).unwrap().op,
+            Op::WalkSystemRam {
+                pfn: 0x108200,
+                nr_pages: 32256,
+                ram_pages: 32000
+            }
+        );
+        let r = raw(
+            kind::DISSOLVE_FREE_HUGE_PAGES,
+            -12,
+            &[(arg::DHP_START_PFN, 0x100000), (arg::DHP_END_PFN, 0x108000)],
+        );
+        assert_eq!(
+            decode(&r).unwrap().op,
+            Op::DissolveHugePages {
+                pfn: 0x100000,
+                end_pfn: 0x108000,
+                ret: -12
+            }
+        );
+        let r = raw(
+            kind::TEST_PAGES_ISOLATED,
+            0,
+            &[
+                (arg::TPI_START_PFN, 0x100000),
+                (arg::TPI_END_PFN, 0x108000),
+                (arg::TPI_FIN_PFN, 0x100004),
+            ],
+        );
+        assert_eq!(
+            decode(&r).unwrap().op,
+            Op::TestPagesIsolated {
+                pfn: 0x100000,
+                end_pfn: 0x108000,
+                fin_pfn: 0x100004
+            }
+        );
+        let r = raw(
+            kind::MM_MIGRATE_PAGES,
+            0,
+            &[
+                (arg::MMP_SUCCEEDED, 8),
+                (arg::MMP_FAILED, 1),
+                (arg::MMP_REASON, 2),
+            ],
+        );
+        assert_eq!(
+            decode(&r).unwrap().op,
+            Op::MigratePages {
+                succeeded: 8,
+                failed: 1,
+                reason: 2
+            }
+        );
+    }
+
+    #[test]
+    fn dumped_pages_keep_their_words_and_reason() {
+        let mut reason = [0u8; 16];
+        reason[..14].copy_from_slice(b"unmovable page");
+        let r = raw(
+            kind::DUMP_PAGE,
+            0,
+            &[
+                (arg::DP_PFN, 0x10020f),
+                (arg::DP_FLAGS, (1 << 54) | (3 << 51) | (1 << 10)),
+                (arg::DP_REFCOUNT, 1),
+                (arg::DP_MAPCOUNT, u32::MAX as u64),
+                (arg::DP_PAGE_TYPE, 0xf500_0000),
+                (
+                    arg::DP_REASON,
+                    u64::from_le_bytes(reason[..8].try_into().unwrap()),
+                ),
+                (
+                    arg::DP_REASON + 1,
+                    u64::from_le_bytes(reason[8..].try_into().unwrap()),
+                ),
+            ],
+        );
+        assert_eq!(
+            decode(&r).unwrap().op,
+            Op::DumpPage {
+                pfn: 0x10020f,
+                flags: (1 << 54) | (3 << 51) | (1 << 10),
+                refcount: 1,
+                mapcount: -1,
+                page_type: 0xf500_0000,
+                reason: "unmovable page".into()
+            }
+        );
+        // The kernel side reads at most 15 bytes and a NUL; a full 16 would still decode.
+        let r = raw(
+            kind::DUMP_PAGE,
+            0,
+            &[
+                (arg::DP_REASON, u64::from_le_bytes(*b"migratio")),
+                (arg::DP_REASON + 1, u64::from_le_bytes(*b"n failur")),
+            ],
+        );
+        match decode(&r).unwrap().op {
+            Op::DumpPage { reason, .. } => assert_eq!(reason, "migration failur"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn node_free_pages_before_and_after() {
+        let r = raw(
+            kind::NODE_FREE_PAGES,
+            0,
+            &[
+                (arg::NFP_NODE, 1),
+                (arg::NFP_FREE_PAGES, 100_000),
+                (arg::NFP_MOMENT, 1),
+                (arg::NFP_WINDOW_PFN, 0x100000),
+            ],
+        );
+        assert_eq!(
+            decode(&r).unwrap().op,
+            Op::NodeFreePages {
+                node: 1,
+                free_pages: 100_000,
+                moment: AddMoment::After,
+                window_pfn: 0x100000
+            }
+        );
     }
 
     #[test]

@@ -326,7 +326,7 @@ fn max_numnodes(btf: &KernelBtf, max_nr_zones: u64) -> Option<u64> {
     if max_nr_zones > 0 {
         if let Some(n) = btf.member_array_len("zonelist", "_zonerefs") {
             let n = n as u64;
-            if n > 1 && (n - 1) % max_nr_zones == 0 {
+            if n > 1 && (n - 1).is_multiple_of(max_nr_zones) {
                 return Some((n - 1) / max_nr_zones);
             }
         }
@@ -369,7 +369,7 @@ pub fn page_flags_layout(btf: &KernelBtf, max_nr_zones: u64) -> Option<crate::mo
         .collect();
     let numnodes = max_numnodes(btf, max_nr_zones)?;
     let zone_bits = zones_shift(max_nr_zones)?;
-    Some(flags_layout(flags, page_types, numnodes, zone_bits)?)
+    flags_layout(flags, page_types, numnodes, zone_bits)
 }
 
 fn flags_layout(

@@ -160,11 +160,12 @@ fn drain(
     on_event: &mut impl FnMut(Event) -> Result<()>,
 ) -> Result<()> {
     let mut result = Ok(());
+    let ctx = tracer.decode.clone();
     tracer.drain(|bytes| {
         if result.is_err() {
             return;
         }
-        match decode::parse_raw(bytes).and_then(|raw| decode::decode(&raw)) {
+        match decode::parse_raw(bytes).and_then(|raw| decode::decode_with(&ctx, &raw)) {
             Ok(ev) => {
                 counts.events += 1;
                 result = on_event(ev);

@@ -11,12 +11,16 @@ use log::{debug, warn};
 use probe_common::{SLOWPATH_SLOTS, ZONES_PER_NODE};
 
 use crate::{
+    decode::DecodeCtx,
     event::ZoneId,
     host::Host,
     kallsyms,
     kernel_btf::{self, KernelBtf, TypeFacts},
     model::ProbeCost,
-    probes::{off_by_default, Attempt, Method, ProbeSpec, ProbeStatus, Way, ADD_PAGES, PROBES, VMEMMAP_BASE},
+    probes::{
+        off_by_default, Attempt, FailureCoverage, Method, ProbeSpec, ProbeStatus, Way, ADD_PAGES,
+        INSIDE_OFFLINE_PAGES, NODE_DATA, NODE_FREE_PAGES, OFFLINE_PAGES, PROBES, VMEMMAP_BASE,
+    },
 };
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mhpscope.bpf.o"));
@@ -38,6 +42,10 @@ pub struct Options {
 pub struct Tracer {
     pub probes: Vec<ProbeStatus>,
     pub facts: TypeFacts,
+    /// How the running kernel numbers what the decoder needs.
+    pub decode: DecodeCtx,
+    /// offline_pages' failure reasons and whether this kernel and these probes tell each apart.
+    pub offline_failures: Vec<FailureCoverage>,
     /// None when nothing could be loaded at all (see `probes` for why).
     ebpf: Option<Ebpf>,
     events: Option<RingBuf<MapData>>,
@@ -136,6 +144,8 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
             .map(|s| ProbeStatus::failed(s, reason, Vec::new()))
             .collect(),
         facts,
+        decode: DecodeCtx::default(),
+        offline_failures: Vec::new(),
         ebpf: None,
         events: None,
         _logger: None,
@@ -147,6 +157,7 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
         zone_names: kernel_btf::default_zone_names(),
         struct_page_size: 64,
         page_flags: None,
+        contiguity_from_counter: false,
     };
     if !host.btf_available {
         return not_loaded(
@@ -159,12 +170,21 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
         Err(e) => return not_loaded(&format!("no BTF: {e}"), default_facts()),
     };
     let mut layout = kernel_btf::resolve_layout(&kbtf);
-    match kallsyms::address("vmemmap_base") {
-        Ok(Some(addr)) => layout.offsets.vmemmap_base_addr = addr,
-        Ok(None) => layout.missing.push(VMEMMAP_BASE.into()),
-        Err(e) => {
-            debug!("reading {}: {e}", kallsyms::KALLSYMS);
-            layout.missing.push(VMEMMAP_BASE.into());
+    for (symbol, need, slot) in [
+        (
+            "vmemmap_base",
+            VMEMMAP_BASE,
+            &mut layout.offsets.vmemmap_base_addr,
+        ),
+        ("node_data", NODE_DATA, &mut layout.offsets.node_data_addr),
+    ] {
+        match kallsyms::address(symbol) {
+            Ok(Some(addr)) => *slot = addr,
+            Ok(None) => layout.missing.push(need.into()),
+            Err(e) => {
+                debug!("reading {}: {e}", kallsyms::KALLSYMS);
+                layout.missing.push(need.into());
+            }
         }
     }
     let aya_btf = match Btf::from_sys_fs() {
@@ -236,10 +256,16 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
         .any(|p| p.name == ADD_PAGES && p.attached && !p.exact())
     {
         // __add_pages could not be traced: arch_add_memory opens the allocation window.
-        if let Err(e) = set_window_by_caller(&mut ebpf) {
+        if let Err(e) = set_window_ctl(&mut ebpf, WINDOW_BY_CALLER) {
             warn!("cannot hand the memmap window to arch_add_memory: {e}");
         }
     }
+    if probes.iter().any(|p| p.name == NODE_FREE_PAGES && p.attached) {
+        if let Err(e) = set_window_ctl(&mut ebpf, WINDOW_NODE_FREE_PAGES) {
+            warn!("cannot turn on the node free-page counts: {e}");
+        }
+    }
+    let offline_failures = FailureCoverage::on_kernel(|f| kbtf.has_function(f), &probes);
     let events = ebpf
         .take_map("EVENTS")
         .and_then(|m| RingBuf::try_from(m).map_err(|e| warn!("ring buffer: {e}")).ok());
@@ -258,6 +284,8 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
     Tracer {
         probes,
         facts: layout.facts,
+        decode: layout.decode,
+        offline_failures,
         ebpf: Some(ebpf),
         events,
         _logger: logger,
@@ -317,10 +345,15 @@ fn chosen_programs(status: &ProbeStatus) -> Vec<&'static str> {
         .unwrap_or_default()
 }
 
-fn set_window_by_caller(ebpf: &mut Ebpf) -> Result<(), String> {
+/// `WINDOW_CTL` slots (probe-ebpf): arch_add_memory opens the window; the window reports each
+/// node's free pages.
+const WINDOW_BY_CALLER: u32 = 1;
+const WINDOW_NODE_FREE_PAGES: u32 = 2;
+
+fn set_window_ctl(ebpf: &mut Ebpf, slot: u32) -> Result<(), String> {
     let map = ebpf.map_mut("WINDOW_CTL").ok_or("no WINDOW_CTL map")?;
     let mut ctl = Array::<_, u64>::try_from(map).map_err(|e| e.to_string())?;
-    ctl.set(1, 1, 0).map_err(|e| e.to_string())
+    ctl.set(slot, 1, 0).map_err(|e| e.to_string())
 }
 
 /// Tries each alternative in order; the first that attaches wins.
@@ -337,6 +370,15 @@ fn attach(
 ) -> ProbeStatus {
     if let Some(m) = first_missing(spec.needs, missing) {
         return ProbeStatus::failed(spec, unresolved(m), Vec::new());
+    }
+    if spec.needs.contains(&INSIDE_OFFLINE_PAGES)
+        && !earlier.iter().any(|p| p.name == OFFLINE_PAGES && p.exact())
+    {
+        return ProbeStatus::failed(
+            spec,
+            "its events are reported only inside offline_pages/online_pages calls, and the offline_pages probe is not attached",
+            Vec::new(),
+        );
     }
     let mut tried = Vec::new();
     for alt in spec.alternatives {
@@ -373,7 +415,11 @@ fn first_missing<'a>(needs: &[&'a str], missing: &[String]) -> Option<&'a str> {
 
 /// Why a needed member or symbol is unknown, in plain words.
 fn unresolved(needed: &str) -> String {
-    if needed == VMEMMAP_BASE {
+    if needed == NODE_DATA {
+        "no address for node_data in /proc/kallsyms (it lists no data symbols without \
+         CONFIG_KALLSYMS_ALL, or kptr_restrict hides addresses): no node free-page counts"
+            .into()
+    } else if needed == VMEMMAP_BASE {
         "no address for vmemmap_base in /proc/kallsyms (it lists no data symbols without \
          CONFIG_KALLSYMS_ALL, the variable exists only on x86-64 with a movable memory layout, \
          or kptr_restrict hides addresses)"
@@ -451,6 +497,17 @@ fn try_way(
             Some(p) if p.attached => Ok(()),
             _ => Err(format!("its caller's probe ({probe}) is not attached either")),
         },
+        Way::Via { probe, absent, .. } => {
+            if kbtf.has_function(absent) {
+                return Err(format!(
+                    "{absent} exists on this kernel: only its own probe shows it"
+                ));
+            }
+            match earlier.iter().find(|p| p.name == probe) {
+                Some(p) if p.exact() => Ok(()),
+                _ => Err(format!("the {probe} probe is not attached either")),
+            }
+        }
     }
 }
 
@@ -513,11 +570,11 @@ fn attach_kprobe_pair(
     exit_name: &str,
 ) -> Result<(), (Stage, ProgramError)> {
     let entry: &mut KProbe = program(ebpf, entry_name)?;
-    entry.load().map_err(|e| (Stage::Load, e))?;
+    load_once(entry.load())?;
     let entry_link = entry.attach(function, 0).map_err(|e| (Stage::Attach, e))?;
     let exit: Result<&mut KProbe, _> = program(ebpf, exit_name);
     let result = exit.and_then(|exit| {
-        exit.load().map_err(|e| (Stage::Load, e))?;
+        load_once(exit.load())?;
         exit.attach(function, 0)
             .map(|_| ())
             .map_err(|e| (Stage::Attach, e))
@@ -528,6 +585,15 @@ fn attach_kprobe_pair(
         }
     }
     result
+}
+
+/// A kprobe program is not bound to a function until it attaches: one loaded for an
+/// alternative that failed to attach is used as it is.
+fn load_once(r: Result<(), ProgramError>) -> Result<(), (Stage, ProgramError)> {
+    match r {
+        Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(()),
+        Err(e) => Err((Stage::Load, e)),
+    }
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, (Stage, ProgramError)>

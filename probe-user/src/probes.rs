@@ -3,6 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::model::attempts::FailReason;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
@@ -69,6 +71,14 @@ pub enum Way {
         probe: &'static str,
         function: &'static str,
     },
+    /// On kernels without `absent` (older ones), the probe point `probe` (attached, on
+    /// `function`) carries what `absent` carries on newer kernels. Refused where `absent` exists:
+    /// there the probe's own ways must attach.
+    Via {
+        probe: &'static str,
+        function: &'static str,
+        absent: &'static str,
+    },
 }
 
 impl Way {
@@ -77,7 +87,7 @@ impl Way {
         match *self {
             Way::Pair { entry, exit, .. } => vec![entry, exit],
             Way::Entry { program, .. } | Way::Tracepoint { program, .. } => vec![program],
-            Way::Caller { .. } => Vec::new(),
+            Way::Caller { .. } | Way::Via { .. } => Vec::new(),
         }
     }
 
@@ -86,15 +96,16 @@ impl Way {
             Way::Pair { method, .. } | Way::Entry { method, .. } => method,
             Way::Tracepoint { raw: true, .. } => Method::RawTracepoint,
             Way::Tracepoint { raw: false, .. } => Method::Tracepoint,
-            Way::Caller { .. } => Method::Caller,
+            Way::Caller { .. } | Way::Via { .. } => Method::Caller,
         }
     }
 
     pub fn function(&self) -> String {
         match *self {
-            Way::Pair { function, .. } | Way::Entry { function, .. } | Way::Caller { function, .. } => {
-                function.to_string()
-            }
+            Way::Pair { function, .. }
+            | Way::Entry { function, .. }
+            | Way::Caller { function, .. }
+            | Way::Via { function, .. } => function.to_string(),
             Way::Tracepoint { category, name, .. } => format!("{category}:{name}"),
         }
     }
@@ -114,6 +125,7 @@ impl Way {
             Way::Tracepoint { raw: true, .. } => "raw tracepoint".into(),
             Way::Tracepoint { raw: false, .. } => "tracepoint".into(),
             Way::Caller { function, .. } => format!("caller {function}"),
+            Way::Via { function, absent, .. } => format!("via {function} (no {absent} on this kernel)"),
         }
     }
 }
@@ -230,6 +242,30 @@ pub fn off_by_default(name: &str) -> Option<&'static str> {
         .map(|(_, why)| *why)
 }
 pub const MEMMAP_INIT_RANGE: &str = "memmap_init_range";
+/// The kallsyms symbol `node_data` (x86-64: `struct pglist_data *node_data[]`): what the node
+/// free-page counts need.
+pub const NODE_DATA: &str = "node_data (kallsyms)";
+pub const NODE_FREE_PAGES: &str = "node_free_pages";
+/// A `needs` entry naming a probe that must have attached through a way that sees its function
+/// itself: the sub-step probes report only inside `offline_pages`/`online_pages` calls.
+pub const INSIDE_OFFLINE_PAGES: &str = "offline_pages (attached)";
+pub const OFFLINE_PAGES: &str = "offline_pages";
+
+/// What the memory_block probes read.
+const MEMORY_BLOCK: &[&str] = &[
+    "memory_block.dev",
+    "memory_block.start_section_nr",
+    "memory_block.online_type",
+    "memory_block.nid",
+    "memory_block.zone",
+    "zone.zone_pgdat",
+    "zone (size)",
+    "pglist_data.node_zones",
+    "pglist_data.node_id",
+];
+
+/// What a sub-step of offline_pages needs (besides its own members).
+const IN_OFFLINE: &[&str] = &[INSIDE_OFFLINE_PAGES];
 pub const MEMMAP_INIT_ZONE_DEVICE: &str = "memmap_init_zone_device";
 
 /// Attached in this order: a `Caller` alternative refers to a probe earlier in the list.
@@ -261,6 +297,25 @@ pub const PROBES: &[ProbeSpec] = &[
             caller "arch_add_memory",
             "allocations for the direct map's page tables count as memmap"
         ),
+    },
+    ProbeSpec {
+        name: NODE_FREE_PAGES,
+        needs: &[
+            NODE_DATA,
+            "zone.vm_stat",
+            crate::kernel_btf::NR_FREE_PAGES,
+            crate::kernel_btf::MAX_NR_ZONES,
+            "zone (size)",
+            "pglist_data.node_zones",
+        ],
+        shows: "each node's free pages as a hot-add starts allocating its memmap and after (read by the __add_pages programs)",
+        alternatives: &[Alternative {
+            way: Way::Caller {
+                probe: ADD_PAGES,
+                function: ADD_PAGES,
+            },
+            loses: "",
+        }],
     },
     ProbeSpec {
         name: "mm_page_alloc",
@@ -326,6 +381,166 @@ pub const PROBES: &[ProbeSpec] = &[
         needs: ZONE,
         shows: "offline: range, result, duration",
         alternatives: pair!("offline_pages", "offline_pages"),
+    },
+    ProbeSpec {
+        name: "memory_subsys_online",
+        needs: MEMORY_BLOCK,
+        shows: "block online attempts: block, requested online type, node, zone, result (refusals before online_pages too)",
+        alternatives: pair!("memory_subsys_online", "memory_subsys_online"),
+    },
+    ProbeSpec {
+        name: "memory_subsys_offline",
+        needs: MEMORY_BLOCK,
+        shows: "block offline attempts: block, node, zone, result (blocks with no single zone are refused here)",
+        alternatives: pair!("memory_subsys_offline", "memory_subsys_offline"),
+    },
+    ProbeSpec {
+        name: "memory_notify",
+        needs: IN_OFFLINE,
+        shows: "the memory notifier chain inside online_pages/offline_pages: action, errno (\"notifier failure\")",
+        alternatives: pair!("memory_notify", "memory_notify"),
+    },
+    ProbeSpec {
+        name: "walk_system_ram_range",
+        needs: IN_OFFLINE,
+        shows: "offline_pages' System RAM count of the range (fewer pages than the range: \"memory holes\")",
+        alternatives: pair!("walk_system_ram_range", "walk_system_ram_range"),
+    },
+    ProbeSpec {
+        name: "start_isolate_page_range",
+        needs: IN_OFFLINE,
+        shows: "isolation of the range inside offline_pages: result (EBUSY: \"failure to isolate range\")",
+        alternatives: pair!("start_isolate_page_range", "start_isolate_page_range"),
+    },
+    ProbeSpec {
+        name: "node_notify",
+        needs: IN_OFFLINE,
+        shows: "the node notifier chain inside online_pages/offline_pages (7.x): action, errno (\"node notifier failure\")",
+        alternatives: &[
+            Alternative {
+                way: Way::Pair {
+                    method: Method::Fentry,
+                    function: "node_notify",
+                    entry: "node_notify_fentry",
+                    exit: "node_notify_fexit",
+                },
+                loses: "",
+            },
+            Alternative {
+                way: Way::Pair {
+                    method: Method::Kprobe,
+                    function: "node_notify",
+                    entry: "node_notify_kprobe",
+                    exit: "node_notify_kretprobe",
+                },
+                loses: KPROBE_LOSES,
+            },
+            Alternative {
+                way: Way::Via {
+                    probe: "memory_notify",
+                    function: "memory_notify",
+                    absent: "node_notify",
+                },
+                loses: "nothing: kernels before the node notifier announce node changes in memory_notify's arguments, and no \"node notifier failure\" exists",
+            },
+        ],
+    },
+    ProbeSpec {
+        name: "dissolve_free_huge_pages",
+        needs: IN_OFFLINE,
+        shows: "the hugetlb dissolve step inside offline_pages: result (\"failure to dissolve huge pages\")",
+        alternatives: &[
+            Alternative {
+                way: Way::Pair {
+                    method: Method::Fentry,
+                    function: "dissolve_free_hugetlb_folios",
+                    entry: "dissolve_free_hugetlb_folios_fentry",
+                    exit: "dissolve_free_hugetlb_folios_fexit",
+                },
+                loses: "",
+            },
+            Alternative {
+                way: Way::Pair {
+                    method: Method::Fentry,
+                    function: "dissolve_free_huge_pages",
+                    entry: "dissolve_free_huge_pages_fentry",
+                    exit: "dissolve_free_huge_pages_fexit",
+                },
+                loses: "nothing: the same step under its older name (6.1)",
+            },
+            Alternative {
+                way: Way::Pair {
+                    method: Method::Kprobe,
+                    function: "dissolve_free_hugetlb_folios",
+                    entry: "dissolve_free_hugetlb_folios_kprobe",
+                    exit: "dissolve_free_hugetlb_folios_kretprobe",
+                },
+                loses: KPROBE_LOSES,
+            },
+            Alternative {
+                way: Way::Pair {
+                    method: Method::Kprobe,
+                    function: "dissolve_free_huge_pages",
+                    entry: "dissolve_free_huge_pages_kprobe",
+                    exit: "dissolve_free_huge_pages_kretprobe",
+                },
+                loses: KPROBE_LOSES,
+            },
+        ],
+    },
+    ProbeSpec {
+        name: "dump_page",
+        needs: &[
+            INSIDE_OFFLINE_PAGES,
+            "page (size)",
+            VMEMMAP_BASE,
+            "page.flags",
+            "page._refcount",
+            "page._mapcount",
+            "page.page_type",
+        ],
+        shows: "pages the kernel dumps inside online_pages/offline_pages (\"unmovable page\", \"migration failure\"): pfn, flags, counts, page type, reason",
+        alternatives: pair!("dump_page", "dump_page"),
+    },
+    ProbeSpec {
+        name: "test_pages_isolated",
+        needs: &[
+            INSIDE_OFFLINE_PAGES,
+            "trace_event_raw_test_pages_isolated.start_pfn",
+            "trace_event_raw_test_pages_isolated.end_pfn",
+            "trace_event_raw_test_pages_isolated.fin_pfn",
+        ],
+        shows: "offline_pages' isolation test after each migration pass: the first pfn still busy",
+        alternatives: &[Alternative {
+            way: Way::Tracepoint {
+                raw: false,
+                category: "page_isolation",
+                name: "test_pages_isolated",
+                program: "test_pages_isolated_tp",
+                needs: &[],
+            },
+            loses: "",
+        }],
+    },
+    ProbeSpec {
+        name: "mm_migrate_pages",
+        needs: &[
+            INSIDE_OFFLINE_PAGES,
+            "trace_event_raw_mm_migrate_pages.succeeded",
+            "trace_event_raw_mm_migrate_pages.failed",
+            "trace_event_raw_mm_migrate_pages.reason",
+        ],
+        shows: "each migration pass inside offline_pages: pages migrated and failed (elsewhere: one array read)",
+        alternatives: &[Alternative {
+            way: Way::Tracepoint {
+                raw: false,
+                category: "migrate",
+                name: "mm_migrate_pages",
+                program: "mm_migrate_pages_tp",
+                needs: &[],
+            },
+            loses: "",
+        }],
     },
     ProbeSpec {
         name: "remove_pfn_range_from_zone",
@@ -406,6 +621,148 @@ pub const PROBES: &[ProbeSpec] = &[
     },
 ];
 
+/// One way `offline_pages` fails, the step of it that reveals the failure, and what that needs.
+pub struct OfflineFailure {
+    pub reason: FailReason,
+    /// The step, in the kernel's order, and how its events tell.
+    pub step: &'static str,
+    /// Probes whose events reveal it (besides `offline_pages` itself).
+    pub probes: &'static [&'static str],
+    /// The kernels that have the step, as checked in their sources.
+    pub kernels: &'static str,
+    /// A function that exists only on kernels that have the step (None: every kernel has it).
+    pub only_with: Option<&'static str>,
+}
+
+/// `offline_pages`' failure reasons (its local `reason`, printed only by pr_debug) in the order
+/// of its steps, and the step that reveals each (mm/memory_hotplug.c of 6.1, 6.12 and 7.2).
+pub const OFFLINE_FAILURES: &[OfflineFailure] = &[
+    OfflineFailure {
+        reason: FailReason::MemoryHoles,
+        step: "walk_system_ram_range counted fewer System RAM pages than the range (EINVAL)",
+        probes: &["walk_system_ram_range"],
+        kernels: "6.1, 6.12, 7.x",
+        only_with: None,
+    },
+    OfflineFailure {
+        reason: FailReason::MultizoneRange,
+        step: "EINVAL before isolation with no holes counted (an inline page_zone check)",
+        probes: &["walk_system_ram_range", "start_isolate_page_range"],
+        kernels: "6.1, 6.12, 7.x",
+        only_with: None,
+    },
+    OfflineFailure {
+        reason: FailReason::FailureToIsolateRange,
+        step: "start_isolate_page_range failed (EBUSY), usually after dump_page(\"unmovable page\")",
+        probes: &["start_isolate_page_range"],
+        kernels: "6.1, 6.12, 7.x",
+        only_with: None,
+    },
+    OfflineFailure {
+        reason: FailReason::NodeNotifierFailure,
+        step: "node_notify(NODE_REMOVING_LAST_MEMORY) refused (after isolation, before the memory notifier)",
+        probes: &["node_notify"],
+        kernels: "7.x",
+        only_with: Some("node_notify"),
+    },
+    OfflineFailure {
+        reason: FailReason::NotifierFailure,
+        step: "memory_notify(MEM_GOING_OFFLINE) refused (the errno a notifier gave)",
+        probes: &["memory_notify"],
+        kernels: "6.1, 6.12, 7.x",
+        only_with: None,
+    },
+    OfflineFailure {
+        reason: FailReason::SignalBackoff,
+        step: "EINTR after the notifiers agreed (a signal was pending in the migration loop)",
+        probes: &["memory_notify"],
+        kernels: "6.1, 6.12, 7.x",
+        only_with: None,
+    },
+    OfflineFailure {
+        reason: FailReason::UnmovablePage,
+        step: "EBUSY from the scan after isolation, with no dissolve failure (a referenced PageOffline page)",
+        probes: &[
+            "start_isolate_page_range",
+            "memory_notify",
+            "dissolve_free_huge_pages",
+        ],
+        kernels: "6.1, 6.12, 7.x",
+        only_with: None,
+    },
+    OfflineFailure {
+        reason: FailReason::FailureToDissolveHugePages,
+        step: "dissolve_free_huge_pages / dissolve_free_hugetlb_folios failed (EBUSY, ENOMEM)",
+        probes: &["dissolve_free_huge_pages"],
+        kernels: "6.1, 6.12, 7.x",
+        only_with: None,
+    },
+];
+
+/// One `OFFLINE_FAILURES` row on the running kernel: whether mhpscope can tell that reason here.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+pub struct FailureCoverage {
+    pub reason: FailReason,
+    /// The kernel's own words, e.g. "failure to isolate range".
+    pub kernel_words: String,
+    pub step: String,
+    pub probes: Vec<String>,
+    pub kernels: String,
+    /// False when the running kernel has no such step (e.g. no node notifier before 7.x).
+    pub step_on_this_kernel: bool,
+    /// Needed probes (offline_pages included) that are not attached, or attached only through
+    /// another function.
+    pub probes_missing: Vec<String>,
+}
+
+impl FailureCoverage {
+    /// The rows on a kernel, given which functions it has and the probes' status.
+    pub fn on_kernel(has_function: impl Fn(&str) -> bool, probes: &[ProbeStatus]) -> Vec<FailureCoverage> {
+        OFFLINE_FAILURES
+            .iter()
+            .map(|f| {
+                let attached = |name: &str| probes.iter().any(|p| p.name == name && p.exact());
+                let probes_missing = std::iter::once(OFFLINE_PAGES)
+                    .chain(f.probes.iter().copied())
+                    .filter(|p| !attached(p))
+                    .map(String::from)
+                    .collect();
+                FailureCoverage {
+                    reason: f.reason,
+                    kernel_words: f.reason.kernel_words().into(),
+                    step: f.step.into(),
+                    probes: f.probes.iter().map(|p| p.to_string()).collect(),
+                    kernels: f.kernels.into(),
+                    step_on_this_kernel: f.only_with.is_none_or(&has_function),
+                    probes_missing,
+                }
+            })
+            .collect()
+    }
+
+    /// "ready", or what the running kernel or mhpscope lacks for it.
+    pub fn status(&self) -> String {
+        if !self.step_on_this_kernel {
+            return format!("no such step on this kernel ({} only)", self.kernels);
+        }
+        if self.probes_missing.is_empty() {
+            "told apart".into()
+        } else {
+            format!("not told apart: {} not attached", self.probes_missing.join(", "))
+        }
+    }
+}
+
+/// How the running kernel keeps `zone->contiguous` up to date, in the words `mhpscope probes`
+/// prints.
+pub fn contiguity_note(from_counter: bool) -> &'static str {
+    if from_counter {
+        "this kernel computes contiguity from zone->pages_with_online_memmap; set_zone_contiguous is not on the hotplug path"
+    } else {
+        "this kernel recomputes contiguity in set_zone_contiguous on every resize"
+    }
+}
+
 /// Whether a probe point attached, how, and if not, why (in plain words).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ProbeStatus {
@@ -468,7 +825,11 @@ impl ProbeStatus {
 
     /// Attached through a way that sees the function itself (not a caller's probe).
     pub fn exact(&self) -> bool {
-        self.attached && !self.method.as_deref().is_some_and(|m| m.starts_with("caller"))
+        self.attached
+            && !self
+                .method
+                .as_deref()
+                .is_some_and(|m| m.starts_with("caller") || m.starts_with("via"))
     }
 }
 
@@ -480,7 +841,7 @@ mod tests {
     fn callers_refer_to_earlier_probes() {
         for (i, spec) in PROBES.iter().enumerate() {
             for alt in spec.alternatives {
-                if let Way::Caller { probe, .. } = alt.way {
+                if let Way::Caller { probe, .. } | Way::Via { probe, .. } = alt.way {
                     let at = PROBES.iter().position(|p| p.name == probe);
                     assert!(at.is_some_and(|at| at < i), "{}: caller {probe}", spec.name);
                 }
@@ -489,6 +850,68 @@ mod tests {
             assert!(spec.alternatives[0].loses.is_empty());
             assert!(spec.alternatives[1..].iter().all(|a| !a.loses.is_empty()));
         }
+    }
+
+    #[test]
+    fn failure_reasons_name_real_probes_and_every_reason_once() {
+        for f in OFFLINE_FAILURES {
+            for p in f.probes {
+                assert!(PROBES.iter().any(|s| s.name == *p), "{p}");
+            }
+        }
+        let mut reasons: Vec<_> = OFFLINE_FAILURES.iter().map(|f| f.reason).collect();
+        reasons.dedup();
+        assert_eq!(reasons.len(), 8);
+    }
+
+    #[test]
+    fn failure_coverage_says_what_the_kernel_lacks() {
+        let spec = |name: &str| PROBES.iter().find(|p| p.name == name).unwrap();
+        let all: Vec<ProbeStatus> = PROBES
+            .iter()
+            .filter(|p| p.name != "node_notify")
+            .map(|p| ProbeStatus::attached(p, &p.alternatives[0], vec![]))
+            .chain([ProbeStatus::attached(
+                spec("node_notify"),
+                &spec("node_notify").alternatives[2],
+                vec![],
+            )])
+            .collect();
+        // 6.1/6.12: no node_notify; its probe stands in through memory_notify.
+        let rows = FailureCoverage::on_kernel(|f| f != "node_notify", &all);
+        let node = rows
+            .iter()
+            .find(|r| r.reason == FailReason::NodeNotifierFailure)
+            .unwrap();
+        assert!(!node.step_on_this_kernel);
+        assert!(node.status().starts_with("no such step on this kernel"));
+        let isolate = rows
+            .iter()
+            .find(|r| r.reason == FailReason::FailureToIsolateRange)
+            .unwrap();
+        assert_eq!(isolate.status(), "told apart");
+        assert_eq!(isolate.kernel_words, "failure to isolate range");
+        // A probe not attached is named.
+        let without: Vec<ProbeStatus> = all
+            .iter()
+            .map(|p| {
+                if p.name == "walk_system_ram_range" {
+                    ProbeStatus::failed(spec("walk_system_ram_range"), "test", vec![])
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
+        let rows = FailureCoverage::on_kernel(|_| true, &without);
+        let holes = rows.iter().find(|r| r.reason == FailReason::MemoryHoles).unwrap();
+        assert_eq!(holes.probes_missing, ["walk_system_ram_range"]);
+        assert!(holes.status().contains("walk_system_ram_range not attached"));
+        assert!(rows
+            .iter()
+            .find(|r| r.reason == FailReason::NodeNotifierFailure)
+            .unwrap()
+            .probes_missing
+            .contains(&"node_notify".to_string()));
     }
 
     #[test]
