@@ -22,7 +22,9 @@ use prometheus_client::{
 };
 
 use crate::{
+    answers::{AnswerKind, Answers},
     event::ZoneId,
+    model::AttemptKind,
     model::{BlockState, Check, Durations, Model, OpKind, Placement, ZoneState},
     stream::Stream,
 };
@@ -166,7 +168,161 @@ fn write_stream(s: &Stream, enc: &mut DescriptorEncoder) -> fmt::Result {
     )?;
     write_nodes(model, enc)?;
     write_blocks(model, enc)?;
-    write_zones(model, enc)
+    write_zones(model, enc)?;
+    write_answers(model, s.thresholds, enc)
+}
+
+/// Why attempts failed, how long added memory waited to be usable, what is still offline, and
+/// the configuration: the answers of the report, as series.
+fn write_answers(model: &Model, t: crate::answers::Thresholds, enc: &mut DescriptorEncoder) -> fmt::Result {
+    let a = Answers::build(
+        model,
+        &model.config,
+        crate::answers::Thresholds {
+            now_ns: t.now_ns.max(model.last_ts_ns()),
+            ..t
+        },
+    );
+    let mut attempts: BTreeMap<(&str, String, String, String), u64> = BTreeMap::new();
+    for &n in model.nodes.keys() {
+        for op in ["online", "offline"] {
+            attempts.insert((op, "ok".into(), "none".into(), node(n)), 0);
+        }
+    }
+    for at in &a.attempts {
+        let op = match at.kind {
+            AttemptKind::Online => "online",
+            AttemptKind::Offline => "offline",
+        };
+        let reason = at.reason.map_or_else(|| "none".into(), |r| serde_label(&r));
+        *attempts
+            .entry((op, at.errno.clone(), reason, node_opt(at.node)))
+            .or_default() += 1;
+    }
+    counters(
+        enc,
+        "mhpscope_block_attempts",
+        "Online and offline attempts of memory blocks by result (errno name) and reason (the step \
+         that failed: failure_to_isolate_range, notifier_failure, ...)",
+        None,
+        attempts
+            .into_iter()
+            .map(|((op, result, reason, n), v)| {
+                (
+                    vec![
+                        ("op", op.into()),
+                        ("result", result),
+                        ("reason", reason),
+                        ("node", n),
+                    ],
+                    v,
+                )
+            })
+            .collect(),
+    )?;
+
+    let mut latency: BTreeMap<String, Vec<u64>> =
+        model.nodes.keys().map(|&n| (node(n), Vec::new())).collect();
+    let mut offline: BTreeMap<String, u64> = model.nodes.keys().map(|&n| (node(n), 0)).collect();
+    for r in &a.readiness {
+        let l = latency.entry(node(r.node)).or_default();
+        l.extend(r.blocks.iter().filter_map(|b| b.online_after_ns));
+        *offline.entry(node(r.node)).or_default() += r.offline_blocks;
+    }
+    histograms(
+        enc,
+        "mhpscope_add_to_online_duration",
+        "From a hot-add to each of its blocks' first online: how long added memory waited to be usable",
+        latency
+            .into_iter()
+            .map(|(n, v)| (vec![("node", n)], Hist::of_samples(&v)))
+            .collect(),
+    )?;
+    gauges(
+        enc,
+        "mhpscope_added_offline_blocks",
+        "Blocks hot-added while traced that are still offline (never onlined, or offlined again)",
+        None,
+        offline.into_iter().map(|(n, v)| (vec![("node", n)], v)).collect(),
+    )?;
+
+    let mut findings: BTreeMap<String, u64> = [
+        AnswerKind::OfflineFailed,
+        AnswerKind::OnlineFailed,
+        AnswerKind::AllocationFailed,
+        AnswerKind::NeverOnlined,
+        AnswerKind::Headroom,
+    ]
+    .iter()
+    .map(|k| (serde_label(k), 0))
+    .collect();
+    for f in &a.answers {
+        *findings.entry(serde_label(&f.kind)).or_default() += 1;
+    }
+    gauges(
+        enc,
+        "mhpscope_findings",
+        "Answers that need attention, by kind (offline_failed, never_onlined, headroom, ...)",
+        None,
+        findings
+            .into_iter()
+            .map(|(k, v)| (vec![("kind", k)], v))
+            .collect(),
+    )?;
+
+    let mut taken: BTreeMap<String, u64> = BTreeMap::new();
+    let mut share: Vec<(Labels, u64)> = Vec::new();
+    if let Some(h) = a
+        .headroom
+        .iter()
+        .rev()
+        .find(|h| h.by_node.iter().any(|n| n.share_of_free.is_some()))
+    {
+        for n in &h.by_node {
+            if let Some(s) = n.share_of_free {
+                share.push((vec![("source_node", node(n.node))], (s * 1e4).round() as u64));
+            }
+        }
+    }
+    for h in &a.headroom {
+        for n in &h.by_node {
+            *taken.entry(node(n.node)).or_default() += n.taken_bytes;
+        }
+    }
+    gauges(
+        enc,
+        "mhpscope_last_hot_add_free_share_basis_points",
+        "Share of the source node's free memory the latest hot-add's memmap took, in 1/10000",
+        None,
+        share,
+    )?;
+    gauges(
+        enc,
+        "mhpscope_config_info",
+        "Always 1: the hotplug configuration in force; warn=1 where it commonly surprises (memory left offline, memmap from existing memory)",
+        None,
+        a.config
+            .iter()
+            .map(|c| {
+                (
+                    vec![
+                        ("key", serde_label(&c.key)),
+                        ("value", c.value.clone()),
+                        ("warn", u8::from(c.warn).to_string()),
+                    ],
+                    1,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// An enum's serde name, as a label value.
+fn serde_label<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn write_nodes(model: &Model, enc: &mut DescriptorEncoder) -> fmt::Result {
@@ -455,10 +611,17 @@ struct Hist {
 
 impl Hist {
     fn of(d: &Durations) -> Hist {
+        Hist {
+            count: d.count(),
+            ..Hist::of_samples(d.samples_ns())
+        }
+    }
+
+    fn of_samples(samples_ns: &[u64]) -> Hist {
         let mut buckets: Vec<(f64, u64)> = duration_buckets().into_iter().map(|le| (le, 0)).collect();
         buckets.push((f64::INFINITY, 0));
         let mut sum = 0.0;
-        for &ns in d.samples_ns() {
+        for &ns in samples_ns {
             let secs = ns as f64 / 1e9;
             sum += secs;
             if let Some(b) = buckets.iter_mut().find(|b| secs <= b.0) {
@@ -467,7 +630,7 @@ impl Hist {
         }
         Hist {
             sum,
-            count: d.count(),
+            count: samples_ns.len() as u64,
             buckets,
         }
     }

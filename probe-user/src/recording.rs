@@ -15,8 +15,10 @@ use serde::{
 
 use crate::{event::Event, frame::Frame, host::Host, model::Layout, probes::ProbeStatus};
 
-/// Bumped on any incompatible change of the line format.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped on any incompatible change of the line format (2: the online/offline step events).
+pub const FORMAT_VERSION: u32 = 2;
+/// Formats this mhpscope reads: version 1 is version 2 without the newer event kinds.
+pub const READS_FORMATS: [u32; 2] = [1, 2];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Header {
@@ -176,7 +178,7 @@ pub enum RecordingError {
         found: &'static str,
     },
     #[error(
-        "{name}:{line}: recording format {found} is not supported (this mhpscope reads {FORMAT_VERSION})"
+        "{name}:{line}: recording format {found} is not supported (this mhpscope reads 1 and {FORMAT_VERSION})"
     )]
     Version { name: String, line: usize, found: u32 },
     #[error("{name}:{line}: unexpected {found} after the header")]
@@ -307,7 +309,7 @@ impl<R: BufRead> Reader<R> {
     pub fn header(&mut self) -> Result<Header, RecordingError> {
         let line = self.line_no + 1;
         match self.next_line()? {
-            Some(Line::Header(h)) if h.format_version == FORMAT_VERSION => Ok(*h),
+            Some(Line::Header(h)) if READS_FORMATS.contains(&h.format_version) => Ok(*h),
             Some(Line::Header(h)) => Err(RecordingError::Version {
                 name: self.name.clone(),
                 line: self.line_no,
@@ -536,8 +538,18 @@ mod tests {
 
     #[test]
     fn newer_format_is_refused() {
-        let text = good().replacen(r#""format_version":1"#, r#""format_version":99"#, 1);
+        let current = format!(r#""format_version":{FORMAT_VERSION}"#);
+        let text = good().replacen(&current, r#""format_version":99"#, 1);
         let err = read_all(&text).unwrap_err().to_string();
         assert!(err.contains("format 99 is not supported"), "{err}");
+    }
+
+    #[test]
+    fn version_1_recordings_are_read() {
+        let current = format!(r#""format_version":{FORMAT_VERSION}"#);
+        let text = good().replacen(&current, r#""format_version":1"#, 1);
+        assert!(read_all(&text).is_ok());
+        let text = good().replacen(&current, r#""format_version":0"#, 1);
+        assert!(read_all(&text).is_err());
     }
 }

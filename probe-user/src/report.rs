@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     answers::{Answers, Thresholds},
+    errno::errno_name,
     event::{mhp, pgmap_type_name, Span, ZoneId},
     model::{
         Block, BlockState, Burst, Check, ContiguityChange, DurationSummary, Finding, HotAdd, MemmapAllocs,
@@ -15,6 +16,8 @@ use crate::{
     },
     probes::ProbeStatus,
 };
+
+mod answers;
 
 /// Inits closer together than this belong to one burst.
 pub const BURST_GAP_NS: u64 = 100_000_000;
@@ -595,6 +598,7 @@ impl Document {
                 self.undecodable_events
             );
         }
+        answers::write_answers(&mut out, &self.answers);
         section(&mut out, "Probes", self.probes_table());
         section(&mut out, "Nodes", self.nodes_table());
         let init_fn = self
@@ -647,6 +651,7 @@ impl Document {
         section(&mut out, "Zone span changes", self.span_table());
         section(&mut out, "Zone span check findings", self.findings_table());
         section(&mut out, "Contiguity transitions", self.contiguity_table());
+        answers::write_details(&mut out, &self.answers, self.page_size);
         section(&mut out, "Timeline", self.timeline_table());
         out
     }
@@ -773,7 +778,7 @@ impl Document {
                 if p.ret == 0 {
                     total
                 } else {
-                    format!("failed ({})", p.ret)
+                    format!("failed ({})", errno_name(p.ret))
                 },
                 by_node,
             ]);
@@ -813,7 +818,7 @@ impl Document {
                 if d.ret == 0 {
                     fmt_ns(d.memremap_ns)
                 } else {
-                    format!("failed ({})", d.ret)
+                    format!("failed ({})", errno_name(d.ret))
                 },
                 inits,
                 d.removed_ns.map_or("-".into(), fmt_ts),
@@ -1057,7 +1062,7 @@ impl Document {
                 if o.ret == 0 {
                     "ok".into()
                 } else {
-                    format!("error {}", o.ret)
+                    format!("failed {}", errno_name(o.ret))
                 },
                 fmt_ns(o.duration_ns),
                 o.mhp_flags.map(mhp::describe).unwrap_or_default(),
@@ -1067,7 +1072,7 @@ impl Document {
     }
 }
 
-fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());
     t
@@ -1080,7 +1085,7 @@ fn right(cells: Vec<String>) -> Vec<Cell> {
         .collect()
 }
 
-fn section(out: &mut String, title: &str, t: Table) {
+pub(crate) fn section(out: &mut String, title: &str, t: Table) {
     let _ = writeln!(out, "\n{title}");
     if t.row_count() == 0 {
         let _ = writeln!(out, "  (none)");
@@ -1110,7 +1115,7 @@ fn fmt_span(s: Span) -> String {
 }
 
 /// Event time (CLOCK_MONOTONIC) as seconds since boot.
-fn fmt_ts(ns: u64) -> String {
+pub(crate) fn fmt_ts(ns: u64) -> String {
     format!("{:.6}", ns as f64 / 1e9)
 }
 

@@ -202,7 +202,7 @@ fn report_from_a_recording() {
     assert!(out.status.success());
     let doc: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("report --json is one JSON document");
-    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["schema_version"], 2);
     assert_eq!(doc["events"], 5);
     assert_eq!(doc["hot_adds"][0]["node"], 1);
     let block = doc["blocks"]

@@ -119,7 +119,7 @@ fn report(input: &Path) -> Document {
         path: input.to_path_buf(),
         follow: false,
     };
-    commands::collect(&Options::default(), input).unwrap()
+    commands::collect(&Options::default(), input, Default::default()).unwrap()
 }
 
 #[test]
