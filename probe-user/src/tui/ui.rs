@@ -52,12 +52,16 @@ pub fn draw(frame: &mut Frame, app: &mut App, stream: &Stream, replay: &Replay) 
     let failure_height = failure.as_ref().map_or(0, |l| {
         (l.width() as u16).div_ceil(area.width).min(MAX_FAILURE_LINES)
     });
-    let [status_area, failure_area, panes_area] = Layout::vertical([
+    let doc = stream.document();
+    let answers = doc.as_ref().map_or_else(Vec::new, |d| answer_lines(d, area.width as usize));
+    let [status_area, failure_area, answers_area, panes_area] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(failure_height),
+        Constraint::Length(answers.len() as u16),
         Constraint::Fill(1),
     ])
     .areas(area);
+    frame.render_widget(Paragraph::new(answers), answers_area);
     frame.render_widget(
         Paragraph::new(status::lines(app, stream, replay).to_vec()),
         status_area,
@@ -66,7 +70,6 @@ pub fn draw(frame: &mut Frame, app: &mut App, stream: &Stream, replay: &Replay) 
         frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), failure_area);
     }
 
-    let doc = stream.document();
     let bodies: Vec<(Pane, Rect, Body)> = {
         let ctx = Ctx {
             app,
@@ -94,6 +97,35 @@ pub fn draw(frame: &mut Frame, app: &mut App, stream: &Stream, replay: &Replay) 
     if app.help {
         help(frame, area);
     }
+}
+
+/// Findings shown above the panes, the most important first.
+const MAX_ANSWER_LINES: usize = 3;
+
+/// The answers that need attention (failed attempts, blocks left offline, headroom), one line
+/// each, above the panes; nothing when there are none.
+fn answer_lines(doc: &crate::report::Document, width: usize) -> Vec<Line<'static>> {
+    let all = &doc.answers.answers;
+    let style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+    let mut lines: Vec<Line> = all
+        .iter()
+        .take(MAX_ANSWER_LINES)
+        .map(|a| {
+            let text: String = format!("! {}", a.message).chars().take(width).collect();
+            Line::styled(text, style)
+        })
+        .collect();
+    if all.len() > MAX_ANSWER_LINES {
+        if let Some(last) = lines.last_mut() {
+            let more = format!("  (+{} more: mhpscope report)", all.len() - MAX_ANSWER_LINES + 1);
+            let text: String = format!("! {}", all[MAX_ANSWER_LINES - 1].message)
+                .chars()
+                .take(width.saturating_sub(more.chars().count()))
+                .collect();
+            *last = Line::styled(format!("{text}{more}"), style);
+        }
+    }
+    lines
 }
 
 /// Nodes and block map side by side, zones across, events and probes side by side. The left
