@@ -463,7 +463,7 @@ pub fn audit(c: &HotplugConfig, block_size: u64, struct_page: u64, page_size: u6
 }
 
 fn fmt_small(b: u64) -> String {
-    if b >= 1 << 20 && b % (1 << 20) == 0 {
+    if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
         format!("{} MiB", b >> 20)
     } else if b >= 1 << 10 {
         format!("{} KiB", b >> 10)

@@ -610,29 +610,30 @@ struct Hist {
 }
 
 impl Hist {
+    /// The sum is the exact total; the buckets come from the histogram (within 0.1%).
     fn of(d: &Durations) -> Hist {
-        Hist {
-            count: d.count(),
-            ..Hist::of_samples(d.samples_ns())
-        }
+        let mut h = Hist::of_counts(d.recorded());
+        h.sum = d.summary().total_ns as f64 / 1e9;
+        h
     }
 
     fn of_samples(samples_ns: &[u64]) -> Hist {
+        Hist::of_counts(samples_ns.iter().map(|&ns| (ns, 1)))
+    }
+
+    fn of_counts(values: impl Iterator<Item = (u64, u64)>) -> Hist {
         let mut buckets: Vec<(f64, u64)> = duration_buckets().into_iter().map(|le| (le, 0)).collect();
         buckets.push((f64::INFINITY, 0));
-        let mut sum = 0.0;
-        for &ns in samples_ns {
+        let (mut sum, mut count) = (0.0, 0);
+        for (ns, n) in values {
             let secs = ns as f64 / 1e9;
-            sum += secs;
+            sum += secs * n as f64;
+            count += n;
             if let Some(b) = buckets.iter_mut().find(|b| secs <= b.0) {
-                b.1 += 1;
+                b.1 += n;
             }
         }
-        Hist {
-            sum,
-            count: samples_ns.len() as u64,
-            buckets,
-        }
+        Hist { sum, count, buckets }
     }
 }
 

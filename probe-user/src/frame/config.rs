@@ -39,7 +39,7 @@ pub fn read(root: &Path) -> HotplugConfig {
     if let Ok(entries) = fs::read_dir(root.join("sys/bus/dax/devices")) {
         for e in entries.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(v) = fs::read_to_string(e.path().join("memmap_on_memory")).ok() {
+            if let Ok(v) = fs::read_to_string(e.path().join("memmap_on_memory")) {
                 dax.push((name, parse_bool(v.trim()).unwrap_or(false)));
             }
         }

@@ -190,6 +190,9 @@ impl MemmapAllocs {
     }
 }
 
+/// Pages per node.
+type NodePages = BTreeMap<i32, u64>;
+
 /// One `__add_pages` call: the sparse sections of a hot-add.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HotAdd {
@@ -374,8 +377,9 @@ pub struct Model {
     checker: SpanChecker,
     /// Allocations of `__add_pages` calls still running, by (node, first pfn).
     open_allocs: BTreeMap<(i32, u64), MemmapAllocs>,
-    /// Node free pages read as `__add_pages` calls began, by their first pfn, until they end.
-    open_free: BTreeMap<u64, BTreeMap<i32, u64>>,
+    /// Node free pages read as `__add_pages` calls began and ended (before and after), by
+    /// their first pfn, until their own event arrives.
+    open_free: BTreeMap<u64, (NodePages, NodePages)>,
     /// Every online and offline attempt, with why it failed.
     pub attempts: Attempts,
     /// The hotplug configuration in force (the latest frame's).
@@ -585,7 +589,7 @@ impl Model {
                 ret,
             } => {
                 let allocs = self.open_allocs.remove(&(node, pfn));
-                let free_before = self.open_free.remove(&pfn).unwrap_or_default();
+                let (free_before, free_after) = self.open_free.remove(&pfn).unwrap_or_default();
                 let n_blocks = if ret == 0 {
                     self.layout.blocks_of_pfns(pfn, nr_pages).count()
                 } else {
@@ -607,7 +611,7 @@ impl Model {
                     allocs,
                     ret,
                     free_before,
-                    free_after: BTreeMap::new(),
+                    free_after,
                     first_online_ns: vec![None; n_blocks],
                 });
                 if ret != 0 {
@@ -728,28 +732,16 @@ impl Model {
                 free_pages,
                 moment,
                 window_pfn,
-            } => match moment {
-                AddMoment::Before => {
-                    if self.open_free.len() < 1024 {
-                        self.open_free
-                            .entry(window_pfn)
-                            .or_default()
-                            .insert(node, free_pages);
-                    }
+            } => {
+                // Both readings come before their __add_pages event (emitted at its exit).
+                if self.open_free.len() < 1024 || self.open_free.contains_key(&window_pfn) {
+                    let (before, after) = self.open_free.entry(window_pfn).or_default();
+                    match moment {
+                        AddMoment::Before => before.insert(node, free_pages),
+                        AddMoment::After => after.insert(node, free_pages),
+                    };
                 }
-                AddMoment::After => {
-                    // Written as __add_pages returns: its record may already be here.
-                    if let Some(h) = self
-                        .hot_adds
-                        .iter_mut()
-                        .rev()
-                        .take(64)
-                        .find(|h| h.pfn == window_pfn)
-                    {
-                        h.free_after.insert(node, free_pages);
-                    }
-                }
-            },
+            }
             Op::BlockOnline {
                 pfn,
                 requested,
