@@ -53,7 +53,9 @@ pub fn draw(frame: &mut Frame, app: &mut App, stream: &Stream, replay: &Replay) 
         (l.width() as u16).div_ceil(area.width).min(MAX_FAILURE_LINES)
     });
     let doc = stream.document();
-    let answers = doc.as_ref().map_or_else(Vec::new, |d| answer_lines(d, area.width as usize));
+    let answers = doc
+        .as_ref()
+        .map_or_else(Vec::new, |d| answer_lines(d, area.width as usize));
     let [status_area, failure_area, answers_area, panes_area] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(failure_height),
