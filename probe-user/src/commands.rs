@@ -10,14 +10,13 @@ use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 
 use crate::{
-    answers::Thresholds,
     host::Host,
     loader::{self, Options},
     probes::{contiguity_note, FailureCoverage, ProbeStatus},
     recording::{self, Line},
     report::{fmt_ns, Document},
     source::{self, Input},
-    stream::{Stream, Update},
+    stream::{Stream, Update, ViewOptions},
 };
 
 /// A file, or stdout for none or `-`.
@@ -97,14 +96,14 @@ fn warn_unattached(probes: &[ProbeStatus]) {
 }
 
 /// `mhpscope report`: live for a while, or from a recording (a file, a growing file, stdin).
-pub fn report(opts: &Options, input: Input, json: bool, thresholds: Thresholds) -> Result<()> {
+pub fn report(opts: &Options, input: Input, json: bool, view: ViewOptions) -> Result<()> {
     if let Input::Live { duration: Some(d) } = &input {
         eprintln!(
             "mhpscope: tracing for {}; Ctrl-C to stop early",
             humantime::format_duration(*d)
         );
     }
-    let doc = collect(opts, input, thresholds)?;
+    let doc = collect(opts, input, view)?;
     let mut stdout = io::stdout().lock();
     let text = if json { doc.to_json() } else { doc.to_text() };
     writeln!(stdout, "{text}").context("writing the report")?;
@@ -112,10 +111,9 @@ pub fn report(opts: &Options, input: Input, json: bool, thresholds: Thresholds) 
 }
 
 /// Streams a whole input through the model and builds its report.
-pub fn collect(opts: &Options, input: Input, thresholds: Thresholds) -> Result<Document> {
+pub fn collect(opts: &Options, input: Input, view: ViewOptions) -> Result<Document> {
     let live = input.is_live();
-    let mut stream = Stream::new(input.origin());
-    stream.thresholds = thresholds;
+    let mut stream = Stream::new(input.origin()).with_view(view);
     let feed = source::spawn(input, opts);
     for update in feed.rx.iter() {
         if live {

@@ -3,7 +3,8 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use mhpscope::{
-    answers::Thresholds, commands, loader::Options, probes::Method, schema, serve, source::Input, tui,
+    answers::Thresholds, commands, loader::Options, probes::Method, schema, serve, source::Input,
+    stream::ViewOptions, tui,
 };
 
 fn parse_method(s: &str) -> Result<Method, String> {
@@ -39,6 +40,10 @@ struct Cli {
     /// Hot-added blocks still offline this long after their add are a finding.
     #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
     online_grace: Duration,
+    /// Keep the latest N of each history (operations, attempts, span and contiguity changes,
+    /// findings, memmap inits) in full; counts stay exact. 0 keeps everything.
+    #[arg(long, global = true, default_value_t = mhpscope::model::DEFAULT_KEEP)]
+    keep: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -165,10 +170,13 @@ fn parse_share(s: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let thresholds = Thresholds {
-        headroom_warn: cli.headroom_warn,
-        online_grace_ns: cli.online_grace.as_nanos().min(u64::MAX as u128) as u64,
-        now_ns: 0,
+    let view = ViewOptions {
+        thresholds: Thresholds {
+            headroom_warn: cli.headroom_warn,
+            online_grace_ns: cli.online_grace.as_nanos().min(u64::MAX as u128) as u64,
+            now_ns: 0,
+        },
+        keep: cli.keep,
     };
     let level = match cli.verbose {
         0 => log::LevelFilter::Error,
@@ -196,12 +204,10 @@ fn main() -> ExitCode {
                         input,
                         duration,
                         json,
-                    } => commands::report(&opts, input.into_input(Some(duration)), json, thresholds),
-                    Command::Top { input, speed } => {
-                        tui::run(&opts, input.into_input(None), speed, thresholds)
-                    }
+                    } => commands::report(&opts, input.into_input(Some(duration)), json, view),
+                    Command::Top { input, speed } => tui::run(&opts, input.into_input(None), speed, view),
                     Command::Serve { input, listen, speed } => {
-                        serve::run(&opts, input.into_input(None), listen, speed, thresholds).await
+                        serve::run(&opts, input.into_input(None), listen, speed, view).await
                     }
                     Command::Probes { json } => commands::probes(&opts, json),
                     Command::Schema { of } => schema::print(of),

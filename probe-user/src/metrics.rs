@@ -189,15 +189,15 @@ fn write_answers(model: &Model, t: crate::answers::Thresholds, enc: &mut Descrip
             attempts.insert((op, "ok".into(), "none".into(), node(n)), 0);
         }
     }
-    for at in &a.attempts {
-        let op = match at.kind {
+    for (&(kind, ret, reason, n), &v) in &model.attempts.counts {
+        let op = match kind {
             AttemptKind::Online => "online",
             AttemptKind::Offline => "offline",
         };
-        let reason = at.reason.map_or_else(|| "none".into(), |r| serde_label(&r));
+        let reason = reason.map_or_else(|| "none".into(), |r| serde_label(&r));
         *attempts
-            .entry((op, at.errno.clone(), reason, node_opt(at.node)))
-            .or_default() += 1;
+            .entry((op, crate::errno::errno_name(ret), reason, node_opt(n)))
+            .or_default() += v;
     }
     counters(
         enc,
@@ -358,11 +358,9 @@ fn write_nodes(model: &Model, enc: &mut DescriptorEncoder) -> fmt::Result {
             }
         }
     }
-    for o in &model.operations {
-        let result = if o.ret == 0 { "ok" } else { "error" };
-        *counts
-            .entry((op_name(o.kind), result, node_opt(o.node)))
-            .or_default() += 1;
+    for (&(kind, ok, n), &v) in &model.op_counts {
+        let result = if ok { "ok" } else { "error" };
+        *counts.entry((op_name(kind), result, node_opt(n))).or_default() += v;
     }
     counters(
         enc,
@@ -512,14 +510,14 @@ fn write_zones(model: &Model, enc: &mut DescriptorEncoder) -> fmt::Result {
         "mhpscope_zone_span_changes",
         "Changes of the zone span (move_pfn_range_to_zone, remove_pfn_range_from_zone)",
         None,
-        per_zone(&|z| Some(z.span_changes.len() as u64)),
+        per_zone(&|z| Some(z.span_changes.seen())),
     )?;
     counters(
         enc,
         "mhpscope_zone_contiguity_changes",
         "Changes of zone->contiguous",
         None,
-        per_zone(&|z| Some(z.contiguity_changes.len() as u64)),
+        per_zone(&|z| Some(z.contiguity_changes.seen())),
     )?;
     counters(
         enc,
@@ -537,8 +535,8 @@ fn write_zones(model: &Model, enc: &mut DescriptorEncoder) -> fmt::Result {
             findings.insert((id, check_name(check)), 0);
         }
     }
-    for f in &model.findings {
-        *findings.entry((f.zone, check_name(f.check))).or_default() += 1;
+    for (&(zone, check), &v) in &model.finding_counts {
+        *findings.entry((zone, check_name(check))).or_default() += v;
     }
     counters(
         enc,

@@ -66,8 +66,13 @@ pub struct Document {
     /// alike in everything a range says (as `lsmem` groups them).
     pub blocks: Vec<BlockDoc>,
     pub zones: Vec<ZoneDoc>,
-    /// Hot-adds, onlines, offlines and hot-removes in the order seen: the timeline.
+    /// Hot-adds, onlines, offlines and hot-removes in the order seen: the timeline (the latest
+    /// `--keep`).
     pub operations: Vec<Operation>,
+    /// Operations before those, not kept.
+    pub operations_left_out: u64,
+    /// Span-check findings before those listed, not kept.
+    pub span_findings_left_out: u64,
     /// Each `__add_pages` call: where its memmap came from.
     pub memmap_placements: Vec<PlacementDoc>,
     pub span_findings: Vec<FindingDoc>,
@@ -325,8 +330,12 @@ pub struct ZoneDoc {
     pub contiguous: Option<bool>,
     /// set_zone_contiguous calls.
     pub contiguity_checks: DurationSummary,
+    /// The latest span and contiguity changes (`--keep`).
     pub span_changes: Vec<SpanChange>,
     pub contiguity_changes: Vec<ContiguityChange>,
+    /// All span and contiguity changes while traced, kept or not.
+    pub span_change_count: u64,
+    pub contiguity_change_count: u64,
     /// Slow-path `__pageblock_pfn_to_page` calls while tracing; null when they were not
     /// counted (the probe is off unless `--with pageblock_pfn_to_page`).
     pub slowpath_calls: Option<u64>,
@@ -498,15 +507,19 @@ impl Document {
                         managed_pages: z.managed,
                         contiguous: z.contiguous,
                         contiguity_checks: z.contiguity_checks.summary(),
-                        span_changes: z.span_changes.clone(),
-                        contiguity_changes: z.contiguity_changes.clone(),
+                        span_changes: z.span_changes.iter().cloned().collect(),
+                        contiguity_changes: z.contiguity_changes.iter().cloned().collect(),
+                        span_change_count: z.span_changes.seen(),
+                        contiguity_change_count: z.contiguity_changes.seen(),
                         slowpath_calls: model.slowpath_counted.then(|| z.slowpath_calls()),
                         slowpath_rate,
                         slowpath_peak_rate,
                     }
                 })
                 .collect(),
-            operations: model.operations.clone(),
+            operations: model.operations.iter().cloned().collect(),
+            operations_left_out: model.operations.left_out(),
+            span_findings_left_out: model.findings.left_out(),
             memmap_placements: model.hot_adds.iter().map(|h| placement_doc(model, h)).collect(),
             span_findings: model
                 .findings
@@ -649,10 +662,18 @@ impl Document {
         section(&mut out, &title, blocks);
         section(&mut out, "Zones", self.zones_table());
         section(&mut out, "Zone span changes", self.span_table());
-        section(&mut out, "Zone span check findings", self.findings_table());
+        section(
+            &mut out,
+            &with_left_out("Zone span check findings", self.span_findings_left_out),
+            self.findings_table(),
+        );
         section(&mut out, "Contiguity transitions", self.contiguity_table());
         answers::write_details(&mut out, &self.answers, self.page_size);
-        section(&mut out, "Timeline", self.timeline_table());
+        section(
+            &mut out,
+            &with_left_out("Timeline", self.operations_left_out),
+            self.timeline_table(),
+        );
         out
     }
 
@@ -978,8 +999,8 @@ impl Document {
                 opt(z.managed_pages),
                 z.contiguous
                     .map_or("?".into(), |c| if c { "yes" } else { "no" }.to_string()),
-                z.span_changes.len().to_string(),
-                z.contiguity_changes.len().to_string(),
+                z.span_change_count.to_string(),
+                z.contiguity_change_count.to_string(),
                 match z.slowpath_calls {
                     None => "not counted".into(),
                     Some(0) => "0".into(),
@@ -1083,6 +1104,15 @@ fn right(cells: Vec<String>) -> Vec<Cell> {
         .into_iter()
         .map(|c| Cell::new(c).set_alignment(CellAlignment::Right))
         .collect()
+}
+
+/// A table title, saying how many older rows `--keep` left out.
+pub(crate) fn with_left_out(title: &str, left_out: u64) -> String {
+    if left_out == 0 {
+        title.to_string()
+    } else {
+        format!("{title} (the latest only: {left_out} older left out; --keep keeps more)")
+    }
 }
 
 pub(crate) fn section(out: &mut String, title: &str, t: Table) {

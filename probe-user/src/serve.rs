@@ -22,12 +22,11 @@ use tokio::{
 };
 
 use crate::{
-    answers::Thresholds,
     loader::Options,
     metrics,
     replay::Player,
     source::{self, Feed, Input},
-    stream::{Stream, Update},
+    stream::{Stream, Update, ViewOptions},
 };
 
 /// How often the source's updates are applied: often enough that a scrape is never stale by
@@ -39,7 +38,7 @@ pub async fn run(
     input: Input,
     listen: SocketAddr,
     speed: Option<f64>,
-    thresholds: Thresholds,
+    view: ViewOptions,
 ) -> Result<()> {
     // Installed first: a SIGTERM from now on shuts down cleanly instead of killing us.
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -56,8 +55,7 @@ pub async fn run(
     })
     .await
     .context("waiting for the source")?;
-    let mut stream = Stream::new(origin.clone());
-    stream.thresholds = thresholds;
+    let mut stream = Stream::new(origin.clone()).with_view(view);
     match first {
         Ok(Update::Failed(why)) => bail!("{why}"),
         Ok(update) => stream.apply(update),

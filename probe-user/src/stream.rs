@@ -26,6 +26,24 @@ pub enum Update {
     Failed(String),
 }
 
+/// How views judge and how much history they keep (`--headroom-warn`, `--online-grace`,
+/// `--keep`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ViewOptions {
+    pub thresholds: Thresholds,
+    /// Entries of each history to keep; 0 keeps everything.
+    pub keep: usize,
+}
+
+impl Default for ViewOptions {
+    fn default() -> ViewOptions {
+        ViewOptions {
+            thresholds: Thresholds::default(),
+            keep: crate::model::DEFAULT_KEEP,
+        }
+    }
+}
+
 /// The model of one stream and what is known about its source.
 pub struct Stream {
     /// "live", a file name or "stdin".
@@ -41,6 +59,8 @@ pub struct Stream {
     pub recent: VecDeque<Event>,
     /// What the answers judge by (`--headroom-warn`, `--online-grace`).
     pub thresholds: Thresholds,
+    /// How many entries of each history the model keeps (`--keep`).
+    pub keep: usize,
 }
 
 impl Stream {
@@ -54,13 +74,21 @@ impl Stream {
             last_ts_ns: 0,
             recent: VecDeque::new(),
             thresholds: Thresholds::default(),
+            keep: crate::model::DEFAULT_KEEP,
         }
+    }
+
+    pub fn with_view(mut self, view: ViewOptions) -> Stream {
+        self.thresholds = view.thresholds;
+        self.keep = view.keep;
+        self
     }
 
     pub fn apply(&mut self, update: Update) {
         match update {
             Update::Header(h) => {
                 let mut model = Model::new(h.layout.clone());
+                model.set_keep(self.keep);
                 model.set_probes(&h.probes);
                 model.apply_frame(&h.frame);
                 self.last_ts_ns = h.clock.monotonic_ns;

@@ -346,6 +346,33 @@ mod tests {
     }
 
     #[test]
+    fn what_the_model_keeps_follows_the_host_not_the_run() {
+        // A VM resizing the same four blocks over and over, as virtio-mem does.
+        let mut session = Session::new(2);
+        let mut m = Model::new(layout());
+        m.set_keep(50);
+        let mut raws = Vec::new();
+        for cycle in 0..3000u64 {
+            raws.clear();
+            session.block_cycle(cycle % 4, &mut raws);
+            for r in &raws {
+                m.ingest(&decode(r).unwrap());
+            }
+        }
+        assert_eq!(m.events, 3000 * 14);
+        assert_eq!(m.blocks.len(), 4);
+        assert_eq!(m.hot_adds.len(), 4, "one entry per hot-added range");
+        assert_eq!(m.operations.len(), 50);
+        assert_eq!(m.op_counts.values().sum::<u64>(), 4 * 3000, "counts stay exact");
+        assert_eq!(m.attempts.list.len(), 50);
+        assert_eq!(m.attempts.counts.values().sum::<u64>(), 2 * 3000);
+        assert_eq!(m.ram_inits.len(), 50);
+        assert!(m.zones.iter().all(|(_, z)| z.span_changes.len() <= 50));
+        let online: u64 = m.nodes.values().map(|n| n.online.count()).sum();
+        assert_eq!(online, 3000);
+    }
+
+    #[test]
     fn a_synthetic_recording_reads_back_whole() {
         let mut text = Vec::new();
         let events = write_recording(&mut text, 1000, 4, 3).unwrap();

@@ -24,10 +24,11 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::recent::Recent;
 use crate::event::{NotifyAction, OnlineType, ZoneId};
 
 /// Why an online or offline failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailReason {
     MemoryHoles,
@@ -179,7 +180,7 @@ pub fn online_reason(steps: &[Step], ret: i32) -> FailReason {
     FailReason::Unknown
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptKind {
     Online,
@@ -228,14 +229,39 @@ pub struct Attempt {
 /// make this grow without bound.
 const MAX_STEPS: usize = 256;
 
+/// What attempts are counted by: kind, return value, reason, node.
+pub type AttemptKey = (AttemptKind, i32, Option<FailReason>, Option<i32>);
+
 /// Attempts, and the steps of attempts still running, by task.
 #[derive(Debug, Clone, Default)]
 pub struct Attempts {
-    pub list: Vec<Attempt>,
+    /// The latest attempts (`--keep`).
+    pub list: Recent<Attempt>,
+    /// Every attempt, exactly: counted at the pages' call and moved to its final key when the
+    /// block device's call around it changes its result.
+    pub counts: BTreeMap<AttemptKey, u64>,
     steps: BTreeMap<u32, Vec<(u64, Step)>>,
 }
 
+fn key(a: &Attempt) -> AttemptKey {
+    (a.kind, a.ret, a.reason, a.node)
+}
+
 impl Attempts {
+    pub fn set_keep(&mut self, keep: usize) {
+        self.list.set_cap(keep);
+    }
+
+    fn count(&mut self, a: &Attempt, delta: i64) {
+        let c = self.counts.entry(key(a)).or_default();
+        *c = c.saturating_add_signed(delta);
+    }
+
+    fn push(&mut self, a: Attempt) {
+        self.count(&a, 1);
+        self.list.push(a);
+    }
+
     /// A step of `tid` at `ts_ns` (its end).
     pub fn step(&mut self, tid: u32, ts_ns: u64, step: Step) {
         let steps = self.steps.entry(tid).or_default();
@@ -281,7 +307,7 @@ impl Attempts {
             AttemptKind::Offline => offline_reason(&steps, ret),
             AttemptKind::Online => online_reason(&steps, ret),
         });
-        self.list.push(Attempt {
+        self.push(Attempt {
             ts_ns,
             duration_ns: ts_ns.saturating_sub(start_ns),
             tid,
@@ -319,6 +345,7 @@ impl Attempts {
             !a.claimed && a.tid == tid && a.kind == kind && a.ts_ns >= start_ns && a.ts_ns <= ts_ns
         });
         if let Some(a) = inner {
+            let before = key(a);
             a.claimed = true;
             a.block = Some(block);
             a.requested = requested;
@@ -328,6 +355,12 @@ impl Attempts {
             if ret != 0 && a.ret == 0 {
                 a.ret = ret;
                 a.reason = Some(FailReason::RefusedByBlockDevice);
+            }
+            let after = key(a);
+            if after != before {
+                let c = self.counts.entry(before).or_default();
+                *c = c.saturating_sub(1);
+                *self.counts.entry(after).or_default() += 1;
             }
             self.steps.remove(&tid);
             return;
@@ -341,7 +374,7 @@ impl Attempts {
             },
             AttemptKind::Offline => FailReason::RefusedByBlockDevice,
         });
-        self.list.push(Attempt {
+        self.push(Attempt {
             ts_ns,
             duration_ns: ts_ns.saturating_sub(start_ns),
             tid,

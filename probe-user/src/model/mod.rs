@@ -5,6 +5,7 @@ mod blocks;
 pub mod bursts;
 mod dense_map;
 pub mod page_flags;
+pub mod recent;
 pub mod span_checks;
 mod stats;
 
@@ -24,6 +25,7 @@ pub use blocks::Blocks;
 pub use bursts::{Burst, Init};
 pub use dense_map::DenseMap;
 pub use page_flags::PageFlagsLayout;
+pub use recent::{Recent, DEFAULT_KEEP};
 pub use span_checks::{Check, Finding, SpanChecker};
 
 /// Memmap of hotplugged RAM, or of ZONE_DEVICE memory.
@@ -291,36 +293,40 @@ pub struct ZoneState {
     pub present: Option<u64>,
     pub managed: Option<u64>,
     pub contiguous: Option<bool>,
-    pub span_changes: Vec<SpanChange>,
-    pub contiguity_changes: Vec<ContiguityChange>,
+    /// The latest span and contiguity changes (`--keep`); `seen()` counts all of them.
+    pub span_changes: Recent<SpanChange>,
+    pub contiguity_changes: Recent<ContiguityChange>,
     /// set_zone_contiguous calls and time spent in them.
     pub contiguity_checks: Durations,
-    /// Slow-path `__pageblock_pfn_to_page` samples: (time, calls so far).
-    pub slowpath: Vec<(u64, u64)>,
+    /// The latest slow-path `__pageblock_pfn_to_page` sample: (time, calls so far).
+    slowpath_last: Option<(u64, u64)>,
+    /// Calls per second over the last sampled interval, and the highest such rate.
+    slowpath_rate: f64,
+    slowpath_peak_rate: f64,
 }
 
 impl ZoneState {
     pub fn slowpath_calls(&self) -> u64 {
-        self.slowpath.last().map_or(0, |s| s.1)
+        self.slowpath_last.map_or(0, |s| s.1)
     }
 
     /// Calls per second over the last sampled interval, and the highest such rate.
     pub fn slowpath_rates(&self) -> (f64, f64) {
-        let rates: Vec<f64> = self
-            .slowpath
-            .windows(2)
-            .map(|w| {
-                let dt = w[1].0.saturating_sub(w[0].0).max(1) as f64 / 1e9;
-                w[1].1.saturating_sub(w[0].1) as f64 / dt
-            })
-            .collect();
-        let last = rates.last().copied().unwrap_or(0.0);
-        (last, rates.iter().copied().fold(0.0, f64::max))
+        (self.slowpath_rate, self.slowpath_peak_rate)
+    }
+
+    fn slowpath_sample(&mut self, ts_ns: u64, calls: u64) {
+        if let Some((t0, c0)) = self.slowpath_last {
+            let dt = ts_ns.saturating_sub(t0).max(1) as f64 / 1e9;
+            self.slowpath_rate = calls.saturating_sub(c0) as f64 / dt;
+            self.slowpath_peak_rate = self.slowpath_peak_rate.max(self.slowpath_rate);
+        }
+        self.slowpath_last = Some((ts_ns, calls));
     }
 }
 
 /// Hot-add, online, offline or hot-remove.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OpKind {
     Add,
@@ -354,13 +360,24 @@ pub struct Model {
     pub blocks: Blocks,
     pub nodes: DenseMap<i32, NodeStats>,
     pub zones: DenseMap<ZoneId, ZoneState>,
-    pub operations: Vec<Operation>,
+    /// The latest operations (`--keep`); `op_counts` counts every one.
+    pub operations: Recent<Operation>,
+    /// Operations by (kind, succeeded, node): exact, whatever `--keep` left out.
+    pub op_counts: BTreeMap<(OpKind, bool, Option<i32>), u64>,
+    /// One per hot-added range: a range added again replaces its earlier entry, so this
+    /// follows the host's size, not the number of adds.
     pub hot_adds: Vec<HotAdd>,
+    /// ZONE_DEVICE ranges, one per range (a range created again replaces its entry).
     pub devices: Vec<DeviceRange>,
-    pub findings: Vec<Finding>,
-    /// Memmap inits as time intervals, for the parallelism per burst: RAM and ZONE_DEVICE.
-    pub ram_inits: Vec<Init>,
-    pub device_inits: Vec<Init>,
+    /// The latest span-check findings (`--keep`); `finding_counts` counts every one.
+    pub findings: Recent<Finding>,
+    pub finding_counts: BTreeMap<(ZoneId, Check), u64>,
+    /// The latest memmap inits as time intervals, for the parallelism per burst: RAM and
+    /// ZONE_DEVICE.
+    pub ram_inits: Recent<Init>,
+    pub device_inits: Recent<Init>,
+    /// How many entries each history keeps.
+    keep: usize,
     pub events: u64,
     pub lost_events: u64,
     /// Each probe's eBPF run count and run time so far (its latest sample).
@@ -394,12 +411,15 @@ impl Model {
             blocks: Blocks::default(),
             nodes: DenseMap::default(),
             zones: DenseMap::default(),
-            operations: Vec::new(),
+            operations: Recent::default(),
+            op_counts: BTreeMap::new(),
             hot_adds: Vec::new(),
             devices: Vec::new(),
-            findings: Vec::new(),
-            ram_inits: Vec::new(),
-            device_inits: Vec::new(),
+            findings: Recent::default(),
+            finding_counts: BTreeMap::new(),
+            ram_inits: Recent::default(),
+            device_inits: Recent::default(),
+            keep: DEFAULT_KEEP,
             events: 0,
             lost_events: 0,
             probe_costs: BTreeMap::new(),
@@ -413,6 +433,22 @@ impl Model {
             attempts: Attempts::default(),
             config: HotplugConfig::default(),
             last_ts_ns: 0,
+        }
+    }
+
+    /// How many entries of each history (operations, span and contiguity changes, findings,
+    /// attempts, memmap inits) to keep; counts stay exact.
+    /// 0 keeps everything.
+    pub fn set_keep(&mut self, keep: usize) {
+        self.keep = keep;
+        self.operations.set_cap(self.keep);
+        self.findings.set_cap(self.keep);
+        self.ram_inits.set_cap(self.keep);
+        self.device_inits.set_cap(self.keep);
+        self.attempts.set_keep(self.keep);
+        for (_, z) in self.zones.iter_mut() {
+            z.span_changes.set_cap(self.keep);
+            z.contiguity_changes.set_cap(self.keep);
         }
     }
 
@@ -600,8 +636,7 @@ impl Model {
                 } else {
                     allocs
                 };
-                let index = self.hot_adds.len() as u32;
-                self.hot_adds.push(HotAdd {
+                let hot_add = HotAdd {
                     ts_ns: ev.ts_ns,
                     node,
                     pfn,
@@ -613,7 +648,18 @@ impl Model {
                     free_before,
                     free_after,
                     first_online_ns: vec![None; n_blocks],
-                });
+                };
+                // A range added again (after a remove) takes its earlier entry's place.
+                let index = match self.hot_adds.iter().position(|h| h.pfn == pfn && h.node == node) {
+                    Some(i) => {
+                        self.hot_adds[i] = hot_add;
+                        i
+                    }
+                    None => {
+                        self.hot_adds.push(hot_add);
+                        self.hot_adds.len() - 1
+                    }
+                } as u32;
                 if ret != 0 {
                     return;
                 }
@@ -667,7 +713,7 @@ impl Model {
                 if let Some(d) = self.pending_device(start_byte, end_byte) {
                     d.inits.push((zone, pfn, nr_pages, ev.duration_ns));
                 } else {
-                    self.devices.push(DeviceRange {
+                    self.push_device(DeviceRange {
                         ts_ns: ev.ts_ns,
                         node: zone.node,
                         start: start_byte,
@@ -714,7 +760,7 @@ impl Model {
                         let inits = std::mem::take(&mut d.inits);
                         *d = DeviceRange { inits, ..range };
                     }
-                    None => self.devices.push(range),
+                    None => self.push_device(range),
                 }
             }
             Op::MemunmapPages { start, end, .. } => {
@@ -826,7 +872,7 @@ impl Model {
             }
             Op::SlowPathSample { zone, calls } => {
                 self.slowpath_counted = true;
-                self.zones.or_default(zone).slowpath.push((ev.ts_ns, calls));
+                self.zones.or_default(zone).slowpath_sample(ev.ts_ns, calls);
             }
             Op::MhpInitMemmapOnMemory {
                 pfn,
@@ -865,6 +911,7 @@ impl Model {
                 if !self.exact_ram_init {
                     self.record_init(InitKind::Ram, ev, zone.node, nr_pages);
                 }
+                let mut found = Vec::new();
                 self.checker.moved_to_zone(
                     ev.ts_ns,
                     ev.op.function(),
@@ -873,8 +920,9 @@ impl Model {
                     nr_pages,
                     before,
                     after,
-                    &mut self.findings,
+                    &mut found,
                 );
+                self.add_findings(found);
                 self.span_change(ev, zone, pfn, nr_pages, before, after);
             }
             Op::RemovePfnRangeFromZone {
@@ -884,6 +932,7 @@ impl Model {
                 before,
                 after,
             } => {
+                let mut found = Vec::new();
                 self.checker.removed_from_zone(
                     ev.ts_ns,
                     ev.op.function(),
@@ -892,8 +941,9 @@ impl Model {
                     nr_pages,
                     before,
                     after,
-                    &mut self.findings,
+                    &mut found,
                 );
+                self.add_findings(found);
                 self.span_change(ev, zone, pfn, nr_pages, before, after);
             }
             Op::SetZoneContiguous {
@@ -902,9 +952,11 @@ impl Model {
                 span,
                 ..
             } => {
+                let keep = self.keep;
                 let z = self.zones.or_default(zone);
                 z.contiguity_checks.record(ev.duration_ns, 0);
                 if z.contiguous != Some(contiguous) {
+                    z.contiguity_changes.set_cap(keep);
                     z.contiguity_changes.push(ContiguityChange {
                         ts_ns: ev.ts_ns,
                         before: z.contiguous,
@@ -992,8 +1044,10 @@ impl Model {
     }
 
     fn span_change(&mut self, ev: &Event, zone: ZoneId, pfn: u64, nr_pages: u64, before: Span, after: Span) {
+        let keep = self.keep;
         let z = self.zones.or_default(zone);
         if before != after {
+            z.span_changes.set_cap(keep);
             z.span_changes.push(SpanChange {
                 ts_ns: ev.ts_ns,
                 cause: Cow::Borrowed(ev.op.function()),
@@ -1060,6 +1114,25 @@ impl Model {
         });
     }
 
+    /// A range created again after its teardown takes the old entry's place.
+    fn push_device(&mut self, d: DeviceRange) {
+        match self
+            .devices
+            .iter()
+            .position(|o| o.start == d.start && o.removed_ns.is_some())
+        {
+            Some(i) => self.devices[i] = d,
+            None => self.devices.push(d),
+        }
+    }
+
+    fn add_findings(&mut self, found: Vec<Finding>) {
+        for f in found {
+            *self.finding_counts.entry((f.zone, f.check)).or_default() += 1;
+            self.findings.push(f);
+        }
+    }
+
     /// A device range whose memremap_pages has not returned yet, overlapping [start, end).
     fn pending_device(&mut self, start: u64, end: u64) -> Option<&mut DeviceRange> {
         self.devices
@@ -1078,8 +1151,8 @@ impl Model {
     /// Parallelism of memmap initialisation, per burst (inits closer than `gap_ns`).
     pub fn init_bursts(&self, gap_ns: u64) -> (Vec<Burst>, Vec<Burst>) {
         (
-            bursts::bursts(&self.ram_inits, gap_ns),
-            bursts::bursts(&self.device_inits, gap_ns),
+            bursts::bursts(&self.ram_inits.iter().copied().collect::<Vec<_>>(), gap_ns),
+            bursts::bursts(&self.device_inits.iter().copied().collect::<Vec<_>>(), gap_ns),
         )
     }
 
@@ -1120,6 +1193,7 @@ impl Model {
         ret: i32,
         mhp_flags: Option<u32>,
     ) {
+        *self.op_counts.entry((kind, ret == 0, node)).or_default() += 1;
         self.operations.push(Operation {
             ts_ns: ev.ts_ns,
             kind,

@@ -19,7 +19,7 @@ use crate::event::{Span, ZoneId};
 pub const X86_64_SUBSECTION_PAGES: u64 = 512;
 
 /// Which span check a finding is from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Check {
     /// Pages assigned to the zone lie outside its span.

@@ -27,11 +27,10 @@ use self::{
     status::Replay,
 };
 use crate::{
-    answers::Thresholds,
     loader::Options,
     replay::Player,
     source::{self, Feed, Input},
-    stream::{Stream, Update},
+    stream::{Stream, Update, ViewOptions},
 };
 
 /// How long to wait for a key before looking at the source again: events reach the screen
@@ -42,14 +41,13 @@ const REDRAW: Duration = Duration::from_secs(1);
 /// Bounds of the replay speed that + and - reach.
 const SPEEDS: (f64, f64) = (1.0 / 1024.0, 1024.0 * 1024.0);
 
-pub fn run(opts: &Options, input: Input, speed: f64, thresholds: Thresholds) -> Result<()> {
+pub fn run(opts: &Options, input: Input, speed: f64, view: ViewOptions) -> Result<()> {
     if !(speed.is_finite() && speed > 0.0) {
         bail!("--speed must be a positive number, not {speed}");
     }
     let live = input.is_live();
     let player = Player::new(input.is_replay().then_some(speed));
-    let mut stream = Stream::new(input.origin());
-    stream.thresholds = thresholds;
+    let mut stream = Stream::new(input.origin()).with_view(view);
     let feed = source::spawn(input, opts);
     // The terminal is left alone until the source has shown that it works: a failure (no
     // privileges, no probe attached, a bad file) is then an ordinary error message.

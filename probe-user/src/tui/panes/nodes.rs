@@ -7,7 +7,7 @@ use ratatui::{
 
 use super::{styled, Body, Ctx};
 use crate::{
-    model::{DurationSummary, Init, OpKind},
+    model::{DurationSummary, Init, OpKind, Recent},
     report::NodeDoc,
     tui::fmt::{short_ns, since, sparkline},
 };
@@ -23,7 +23,7 @@ pub fn body(ctx: &Ctx, width: usize) -> Body {
     let mut rows = Vec::new();
     let nodes: Vec<&NodeDoc> = doc.nodes.iter().filter(|n| ctx.shows(Some(n.node))).collect();
     for n in &nodes {
-        let history = |inits: &[Init]| -> Vec<u64> {
+        let history = |inits: &Recent<Init>| -> Vec<u64> {
             inits
                 .iter()
                 .filter(|i| i.node == n.node)
