@@ -96,7 +96,7 @@ fn warn_unattached(probes: &[ProbeStatus]) {
 }
 
 /// `mhpscope report`: live for a while, or from a recording (a file, a growing file, stdin).
-pub fn report(opts: &Options, input: Input, json: bool, view: ViewOptions) -> Result<()> {
+pub fn report(opts: &Options, input: Input, json: bool, wide: bool, view: ViewOptions) -> Result<()> {
     if let Input::Live { duration: Some(d) } = &input {
         eprintln!(
             "mhpscope: tracing for {}; Ctrl-C to stop early",
@@ -105,9 +105,27 @@ pub fn report(opts: &Options, input: Input, json: bool, view: ViewOptions) -> Re
     }
     let doc = collect(opts, input, view)?;
     let mut stdout = io::stdout().lock();
-    let text = if json { doc.to_json() } else { doc.to_text() };
+    let text = if json {
+        doc.to_json()
+    } else {
+        doc.to_text_width(if wide { None } else { terminal_width() })
+    };
     writeln!(stdout, "{text}").context("writing the report")?;
     Ok(())
+}
+
+/// The terminal's width when stdout is one ($COLUMNS first, as shells set it); None for files
+/// and pipes, which get the tables whole.
+fn terminal_width() -> Option<u16> {
+    use std::io::IsTerminal;
+    if !io::stdout().is_terminal() {
+        return None;
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .or_else(|| ratatui::crossterm::terminal::size().ok().map(|(w, _)| w))
+        .filter(|&w| w >= 40)
 }
 
 /// Streams a whole input through the model and builds its report.

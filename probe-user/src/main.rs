@@ -86,6 +86,9 @@ enum Command {
         /// One JSON document instead of tables.
         #[arg(long)]
         json: bool,
+        /// Keep every column at full width instead of wrapping the tables to the terminal.
+        #[arg(long)]
+        wide: bool,
     },
     /// A live view in the terminal: nodes, block map, zones, events, probes.
     Top {
@@ -204,7 +207,8 @@ fn main() -> ExitCode {
                         input,
                         duration,
                         json,
-                    } => commands::report(&opts, input.into_input(Some(duration)), json, view),
+                        wide,
+                    } => commands::report(&opts, input.into_input(Some(duration)), json, wide, view),
                     Command::Top { input, speed } => tui::run(&opts, input.into_input(None), speed, view),
                     Command::Serve { input, listen, speed } => {
                         serve::run(&opts, input.into_input(None), listen, speed, view).await

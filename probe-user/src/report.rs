@@ -2,7 +2,7 @@
 //! A view: it reads the model and never touches the kernel.
 use std::fmt::Write as _;
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, Table};
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, ContentArrangement, Table};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -583,8 +583,17 @@ impl Document {
         serde_json::to_string_pretty(self).expect("report serialises")
     }
 
+    /// The tables as wide as they come (for files and pipes).
     pub fn to_text(&self) -> String {
-        let mut out = String::new();
+        self.to_text_width(None)
+    }
+
+    /// The tables wrapped to fit `width` columns (a terminal's), or as wide as they come.
+    pub fn to_text_width(&self, width: Option<u16>) -> String {
+        let mut out = Out {
+            text: String::new(),
+            width,
+        };
         let attached = self.probes.iter().filter(|p| p.attached).count();
         let _ = writeln!(
             out,
@@ -674,7 +683,7 @@ impl Document {
             &with_left_out("Timeline", self.operations_left_out),
             self.timeline_table(),
         );
-        out
+        out.text
     }
 
     fn probes_table(&self) -> Table {
@@ -1115,7 +1124,25 @@ pub(crate) fn with_left_out(title: &str, left_out: u64) -> String {
     }
 }
 
-pub(crate) fn section(out: &mut String, title: &str, t: Table) {
+/// The report's text and the width its tables must fit.
+pub(crate) struct Out {
+    pub text: String,
+    pub width: Option<u16>,
+}
+
+impl std::fmt::Write for Out {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.text.push_str(s);
+        Ok(())
+    }
+}
+
+pub(crate) fn section(out: &mut Out, title: &str, mut t: Table) {
+    if let Some(w) = out.width {
+        // Cells wrap so that the table fits: the widest columns give way first.
+        t.set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(w);
+    }
     let _ = writeln!(out, "\n{title}");
     if t.row_count() == 0 {
         let _ = writeln!(out, "  (none)");

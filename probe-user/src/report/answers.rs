@@ -2,14 +2,14 @@
 //! readiness, headroom and configuration tables after the zone tables.
 use std::fmt::Write as _;
 
-use super::{fmt_bytes, fmt_ns, fmt_ts, section, table};
+use super::{fmt_bytes, fmt_ns, fmt_ts, section, table, Out};
 use crate::{
     answers::{AnswerKind, Answers, AttemptDoc},
     model::attempts::AttemptKind,
 };
 
 /// The findings, most important first: what a reader wants to know before any table.
-pub fn write_answers(out: &mut String, a: &Answers) {
+pub fn write_answers(out: &mut Out, a: &Answers) {
     let _ = writeln!(out, "\nAnswers");
     if a.answers.is_empty() {
         let _ = writeln!(
@@ -33,7 +33,7 @@ pub fn write_answers(out: &mut String, a: &Answers) {
     }
 }
 
-pub fn write_details(out: &mut String, a: &Answers, page_size: u64) {
+pub fn write_details(out: &mut Out, a: &Answers, page_size: u64) {
     let mut t = table(&[
         "time",
         "what",

@@ -85,6 +85,8 @@ pub struct App {
     /// Why the typed filter was refused.
     pub prompt_error: Option<String>,
     pub help: bool,
+    /// Draw without colours (NO_COLOR is set): bold and reverse still mark focus and alarms.
+    pub no_color: bool,
 }
 
 impl Default for App {
@@ -101,6 +103,7 @@ impl App {
             filter: None,
             prompt: None,
             prompt_error: None,
+            no_color: false,
             help: false,
         }
     }

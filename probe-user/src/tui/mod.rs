@@ -101,6 +101,8 @@ fn event_loop(
     live: bool,
 ) -> Result<()> {
     let mut app = App::new();
+    // https://no-color.org: a non-empty NO_COLOR turns colours off.
+    app.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let mut changed = true;
     let mut drawn: Option<Instant> = None;
     loop {

@@ -99,6 +99,16 @@ pub fn draw(frame: &mut Frame, app: &mut App, stream: &Stream, replay: &Replay) 
     if app.help {
         help(frame, area);
     }
+    if app.no_color {
+        strip_colors(frame.buffer_mut());
+    }
+}
+
+/// Every cell back to the terminal's own colours; modifiers (bold, reverse) stay.
+fn strip_colors(buf: &mut ratatui::buffer::Buffer) {
+    for cell in buf.content.iter_mut() {
+        cell.set_fg(Color::Reset).set_bg(Color::Reset);
+    }
 }
 
 /// Findings shown above the panes, the most important first.
@@ -340,6 +350,36 @@ mod tests {
         let text = screen(&mut app, &stream, 80, 24);
         assert_eq!(app.scroll_mut(Pane::Events).offset, 37 - events.visible);
         assert!(text.contains("of 37"), "{text}");
+    }
+
+    #[test]
+    fn no_color_draws_the_same_text_without_colours() {
+        let stream = stream_of("hotplug-6.1.ndjson");
+        let draw = |no_color: bool| {
+            let mut app = App {
+                no_color,
+                ..App::new()
+            };
+            let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+            terminal.draw(|f| ui_draw(f, &mut app, &stream)).unwrap();
+            terminal.backend().buffer().clone()
+        };
+        let (coloured, plain) = (draw(false), draw(true));
+        let colours = |b: &ratatui::buffer::Buffer| {
+            b.content
+                .iter()
+                .filter(|c| c.fg != Color::Reset || c.bg != Color::Reset)
+                .count()
+        };
+        assert!(colours(&coloured) > 0, "the default draws colours");
+        assert_eq!(colours(&plain), 0);
+        let text = |b: &ratatui::buffer::Buffer| {
+            b.content
+                .iter()
+                .map(|c| c.symbol().to_string())
+                .collect::<String>()
+        };
+        assert_eq!(text(&coloured), text(&plain));
     }
 
     #[test]
