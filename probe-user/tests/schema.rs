@@ -9,7 +9,7 @@ use std::{
 
 use jsonschema::Validator;
 use mhpscope::{
-    event::{Event, Op},
+    event::{AddMoment, Event, NotifyAction, OnlineType, Op, ZoneId},
     recording::{Line, FORMAT_VERSION},
     report::SCHEMA_VERSION,
 };
@@ -47,6 +47,26 @@ fn schema_files() -> [(&'static str, PathBuf); 2] {
 fn validator(of: &str) -> Validator {
     let [recording, report] = schema_files();
     let path = if of == "recording" { recording.1 } else { report.1 };
+    validator_at(&path)
+}
+
+/// The committed schema of an earlier recording format: recordings of that format (still read)
+/// validate against it, frozen as it was.
+fn recording_validator(version: u64) -> Validator {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema");
+    validator_at(&dir.join(format!("recording.v{version}.schema.json")))
+}
+
+/// The version a fixture's header names.
+fn fixture_format(path: &Path) -> u64 {
+    let text = fs::read_to_string(path).unwrap();
+    let header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    header["format_version"]
+        .as_u64()
+        .expect("a header with format_version")
+}
+
+fn validator_at(path: &Path) -> Validator {
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
     jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -113,8 +133,8 @@ fn committed_schemas_are_current() {
 
 #[test]
 fn every_fixture_line_validates() {
-    let v = validator("recording");
     for path in fixtures() {
+        let v = recording_validator(fixture_format(&path));
         let text = fs::read_to_string(&path).unwrap();
         let mut lines = 0;
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -137,15 +157,78 @@ fn every_fixture_line_validates() {
 #[test]
 fn kinds_missing_from_the_fixtures_validate() {
     let v = validator("recording");
-    let line = Line::Event(Event {
-        ts_ns: 10,
-        duration_ns: 0,
-        tid: 0,
-        op: Op::LostEventsSample { total: 3 },
-    });
-    let instance = serde_json::to_value(&line).unwrap();
-    let errs = errors(&v, &instance);
-    assert!(errs.is_empty(), "{instance}: {}", errs.join("\n"));
+    let zone = ZoneId { node: 1, zone: 2 };
+    let ops = [
+        Op::LostEventsSample { total: 3 },
+        Op::BlockOnline {
+            pfn: 0x100000,
+            requested: OnlineType::OnlineKernel,
+            node: 1,
+            zone: Some(zone),
+            ret: 0,
+        },
+        Op::BlockOffline {
+            pfn: 0,
+            node: 0,
+            zone: None,
+            ret: -22,
+        },
+        Op::IsolateRange {
+            pfn: 0x100000,
+            nr_pages: 32768,
+            ret: -16,
+        },
+        Op::MemoryNotify {
+            action: NotifyAction::GoingOffline,
+            ret: -12,
+        },
+        Op::NodeNotify { action: 8, ret: 0 },
+        Op::WalkSystemRam {
+            pfn: 0x38000,
+            nr_pages: 32768,
+            ram_pages: 32736,
+        },
+        Op::DissolveHugePages {
+            pfn: 1,
+            end_pfn: 2,
+            ret: 0,
+        },
+        Op::TestPagesIsolated {
+            pfn: 1,
+            end_pfn: 3,
+            fin_pfn: 2,
+        },
+        Op::MigratePages {
+            succeeded: 3,
+            failed: 0,
+            reason: 2,
+        },
+        Op::DumpPage {
+            pfn: 0x100400,
+            flags: 0x57ffffc0000000,
+            refcount: 1,
+            mapcount: -1,
+            page_type: u32::MAX,
+            reason: "unmovable page".into(),
+        },
+        Op::NodeFreePages {
+            node: 1,
+            free_pages: 1000,
+            moment: AddMoment::Before,
+            window_pfn: 0x100000,
+        },
+    ];
+    for op in ops {
+        let line = Line::Event(Event {
+            ts_ns: 10,
+            duration_ns: 0,
+            tid: 0,
+            op,
+        });
+        let instance = serde_json::to_value(&line).unwrap();
+        let errs = errors(&v, &instance);
+        assert!(errs.is_empty(), "{instance}: {}", errs.join("\n"));
+    }
 }
 
 #[test]
@@ -177,7 +260,8 @@ fn assert_rejected(v: &Validator, good: Value, spoil: impl FnOnce(&mut Value), w
 
 #[test]
 fn schemas_reject_what_mhpscope_never_writes() {
-    let recording = validator("recording");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hotplug-6.1.ndjson");
+    let recording = recording_validator(fixture_format(&fixture));
     let header = fixture_line("hotplug-6.1.ndjson", 1);
     let event = fixture_line("hotplug-6.1.ndjson", 2);
     assert_eq!(
