@@ -10,6 +10,7 @@ pub mod decode;
 pub mod errno;
 pub mod event;
 pub mod frame;
+pub mod generate;
 pub mod host;
 pub mod kallsyms;
 pub mod kernel_btf;

@@ -172,6 +172,10 @@ fn parse_share(s: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
+    // `mhpscope generate`: man pages and completions for packaging, outside the documented CLI.
+    if let Some(code) = mhpscope::generate::from_args(<Cli as clap::CommandFactory>::command) {
+        return code;
+    }
     let cli = Cli::parse();
     let view = ViewOptions {
         thresholds: Thresholds {
