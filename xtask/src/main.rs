@@ -1,9 +1,11 @@
-//! mhpscope's developer automation: `cargo xtask <setup|build|lab|test|dashboards|bench|scale|check>`.
+//! mhpscope's developer automation: `cargo xtask <setup|build|lab|test|dashboards|dist|bench|scale|check>`.
 
 mod bench;
 mod build_cmd;
 mod checks;
 mod dashboard_test;
+mod dist;
+mod dist_test;
 mod guest;
 mod initramfs;
 mod kernel;
@@ -46,6 +48,13 @@ enum Cmd {
     /// Run every query of dashboards/*.json against a real Prometheus scraping `mhpscope serve`
     /// on the test recordings.
     Dashboards,
+    /// The Debian package (target/debian/mhpscope_*.deb): binary, man pages, completions, and
+    /// the systemd unit of `mhpscope serve`.
+    Dist {
+        /// Then unpack it into a scratch root and test what it installs.
+        #[arg(long)]
+        test: bool,
+    },
     /// Overhead in a guest: online/offline blocks untraced, under mhpscope, under function_graph.
     Bench(bench::BenchArgs),
     /// A million memory blocks: time and peak memory of `report` on a synthetic recording.
@@ -75,6 +84,8 @@ fn main() -> ExitCode {
         Cmd::Bench(args) => bench::run(&args),
         Cmd::Scale(args) => scale::run(&args),
         Cmd::Dashboards => dashboard_test::run_cmd(),
+        Cmd::Dist { test: false } => dist::run().map(|_| ()),
+        Cmd::Dist { test: true } => dist_test::run_cmd(),
         Cmd::Check { kernel, scenario } => {
             checks::run_from_files(&scenario, &lab::out_dir(&kernel, &scenario))
         }

@@ -30,6 +30,17 @@ pub const DEB_PACKAGES: &[&str] = &[
     "prometheus",
 ];
 
+/// What `cargo xtask dist` and its install test need besides the build: dpkg-shlibdeps (the
+/// package's `Depends: $auto`), man and groff to render the installed pages, zsh to parse its
+/// completions (fish, with python3 and 30 MB, is left out: its check is skipped). Installed by
+/// [`dist_tools`], which only dist runs. Not systemd: `systemd-analyze verify` is used where it
+/// is installed, but installing systemd into a CI machine or container that does not run it
+/// would bring an init system and its postinst along for one check.
+pub const DIST_PACKAGES: &[&str] = &["dpkg-dev", "man-db", "groff-base", "zsh"];
+
+/// cargo-deb from crates.io; a major version whose `[package.metadata.deb]` we know.
+const CARGO_DEB_INSTALL: &[&str] = &["install", "cargo-deb", "--locked", "--version", "^3"];
+
 /// bpf-linker's default feature wants LLVM 23, which Debian does not have.
 const BPF_LINKER_INSTALL: &str =
     "LLVM_PREFIX=/usr/lib/llvm-22 cargo install bpf-linker --no-default-features --features llvm-22";
@@ -37,7 +48,7 @@ const BPF_LINKER_INSTALL: &str =
 pub fn run() -> Result<()> {
     let t0 = Instant::now();
     lab_suites()?;
-    let missing = missing_packages()?;
+    let missing = missing_packages(DEB_PACKAGES)?;
     let linker = find_bpf_linker();
     println!(
         "setup: checked {} Debian packages ({}), bpf-linker ({})",
@@ -80,7 +91,7 @@ pub fn run() -> Result<()> {
             missing.iter().cloned().partition(|p| p == "qemu-system-x86");
         apt_install(&rest, None)?;
         apt_install(&qemu, qemu_suite()?)?;
-        let still = missing_packages()?;
+        let still = missing_packages(DEB_PACKAGES)?;
         if !still.is_empty() {
             bail!("setup: still missing after apt-get install: {}", still.join(" "));
         }
@@ -229,9 +240,9 @@ fn backport_of(status_version: &str) -> bool {
     status_version.starts_with("install ok installed") && status_version.contains("~bpo")
 }
 
-fn missing_packages() -> Result<Vec<String>> {
+fn missing_packages(packages: &[&str]) -> Result<Vec<String>> {
     let mut missing = Vec::new();
-    for p in DEB_PACKAGES {
+    for p in packages {
         let out = Command::new("dpkg-query")
             .args(["-W", "-f=${Status}", p])
             .stdin(Stdio::null())
@@ -243,6 +254,60 @@ fn missing_packages() -> Result<Vec<String>> {
         }
     }
     Ok(missing)
+}
+
+/// The dist step: [`DIST_PACKAGES`] and cargo-deb, installed when missing (needs root for the
+/// packages). Fast when everything is there.
+pub fn dist_tools() -> Result<()> {
+    let missing = missing_packages(DIST_PACKAGES)?;
+    let cargo_deb = find_cargo_deb();
+    println!(
+        "setup: dist: checked {} Debian packages ({}), cargo-deb ({})",
+        DIST_PACKAGES.len(),
+        if missing.is_empty() {
+            "all installed".to_string()
+        } else {
+            format!("missing: {}", missing.join(" "))
+        },
+        cargo_deb.as_deref().unwrap_or("missing")
+    );
+    if !missing.is_empty() {
+        if !is_root() {
+            bail!(
+                "setup: dist needs {}; run as root: apt-get install -y {}",
+                missing.join(" "),
+                missing.join(" ")
+            );
+        }
+        apt_update()?;
+        apt_install(&missing, None)?;
+        let still = missing_packages(DIST_PACKAGES)?;
+        if !still.is_empty() {
+            bail!("setup: still missing after apt-get install: {}", still.join(" "));
+        }
+    }
+    if cargo_deb.is_none() {
+        println!("setup: installing cargo-deb from crates.io (a few minutes on 2 cores)");
+        let t = Instant::now();
+        util::run(Command::new(util::cargo()).args(CARGO_DEB_INSTALL)).context("installing cargo-deb")?;
+        let found = find_cargo_deb().context("cargo-deb installed but `cargo deb --version` fails")?;
+        println!("setup: {found} installed ({})", util::secs(t.elapsed()));
+    }
+    Ok(())
+}
+
+/// `cargo deb --version` (cargo-deb from PATH or `$CARGO_HOME/bin`), if it works.
+pub fn find_cargo_deb() -> Option<String> {
+    let out = Command::new(util::cargo())
+        .args(["deb", "--version"])
+        .env("PATH", util::path_with_cargo_bin())
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// bpf-linker from PATH or `$CARGO_HOME/bin`, if `--version` works.

@@ -1,8 +1,8 @@
-//! `cargo xtask test`: setup, unit tests, the dashboards against a real Prometheus, then every
-//! lab scenario on every lab kernel, each followed by the checks of mhpscope's report against
-//! that scenario's ground truth.
+//! `cargo xtask test`: setup, unit tests, the dashboards against a real Prometheus, the Debian
+//! package's install test, then every lab scenario on every lab kernel, each followed by the
+//! checks of mhpscope's report against that scenario's ground truth.
 
-use crate::{checks, dashboard_test, kernel, lab, setup, util};
+use crate::{checks, dashboard_test, dist_test, kernel, lab, setup, util};
 use anyhow::{bail, Result};
 use std::process::Command;
 use std::time::Instant;
@@ -34,6 +34,14 @@ pub fn run(args: &lab::LabArgs) -> Result<()> {
         Ok(t) => total.add(&t),
         Err(e) => {
             println!("FAIL dashboards: {e:#}");
+            total.failed += 1;
+        }
+    }
+    println!("test: the Debian package, unpacked into a scratch root");
+    match dist_test::run() {
+        Ok(t) => total.add(&t),
+        Err(e) => {
+            println!("FAIL dist: {e:#}");
             total.failed += 1;
         }
     }
