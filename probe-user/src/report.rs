@@ -58,6 +58,10 @@ pub struct Document {
     pub lost_events: u64,
     /// Records that arrived but could not be decoded.
     pub undecodable_events: u64,
+    /// Set when the recording ends without its summary (the recorder was killed, the disk
+    /// filled): where it ends; everything before is in the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<String>,
     pub probes: Vec<ProbeStatus>,
     pub hot_adds: Vec<HotAddDoc>,
     pub removes: Vec<RemoveDoc>,
@@ -454,6 +458,7 @@ impl Document {
             events: model.events,
             lost_events: model.lost_events,
             undecodable_events: source.undecodable_events,
+            truncated: None,
             probes: source.probes,
             hot_adds: ops(OpKind::Add)
                 .map(|o| HotAddDoc {
@@ -606,6 +611,9 @@ impl Document {
             attached,
             self.probes.len()
         );
+        if let Some(why) = &self.truncated {
+            let _ = writeln!(out, "WARNING: {why}");
+        }
         if self.lost_events > 0 {
             let _ = writeln!(
                 out,
