@@ -14,7 +14,7 @@ use crate::{
     model::{
         attempts::{AttemptKind, FailReason, Migration},
         page_flags::PageWhat,
-        Model,
+        KernelFeatures, Model,
     },
 };
 
@@ -155,6 +155,9 @@ pub enum ConfigKey {
     MovableNode,
     BlockSize,
     DaxMemmapOnMemory,
+    ZoneDevice,
+    HotRemove,
+    Contiguity,
 }
 
 /// A finding, most important first.
@@ -196,12 +199,13 @@ impl Answers {
         let attempts = attempts(model, config);
         let readiness = readiness(model);
         let headroom = headroom(model);
-        let config_items = audit(
+        let mut config_items = audit(
             config,
             model.layout.block_size_bytes,
             model.layout.struct_page_size,
             model.layout.page_size,
         );
+        config_items.extend(audit_kernel(&model.layout.features));
         let answers = answers(&attempts, &readiness, &headroom, config, t);
         Answers {
             answers,
@@ -462,6 +466,55 @@ pub fn audit(c: &HotplugConfig, block_size: u64, struct_page: u64, page_size: u6
     out
 }
 
+/// What the kernel was built with, and what that means for hotplug.
+pub fn audit_kernel(f: &KernelFeatures) -> Vec<ConfigItem> {
+    let mut out = Vec::new();
+    let yes_no = |v: bool| if v { "built in" } else { "not built" }.to_string();
+    if let Some(v) = f.hot_remove {
+        out.push(ConfigItem {
+            key: ConfigKey::HotRemove,
+            value: yes_no(v),
+            consequence: if v {
+                "memory can be offlined and hot-removed".into()
+            } else {
+                "CONFIG_MEMORY_HOTREMOVE is off: added memory can be onlined but never offlined or removed"
+                    .into()
+            },
+            warn: !v,
+        });
+    }
+    if let Some(v) = f.zone_device {
+        out.push(ConfigItem {
+            key: ConfigKey::ZoneDevice,
+            value: yes_no(v),
+            consequence: if v {
+                "pmem, devdax and CXL ranges can be mapped as ZONE_DEVICE (memremap_pages)".into()
+            } else {
+                "CONFIG_ZONE_DEVICE is off: no devdax/fsdax or device-private memory".into()
+            },
+            warn: false,
+        });
+    }
+    if let Some(v) = f.contiguity_from_counter {
+        out.push(ConfigItem {
+            key: ConfigKey::Contiguity,
+            value: if v {
+                "pages_with_online_memmap"
+            } else {
+                "set_zone_contiguous"
+            }
+            .into(),
+            consequence: if v {
+                "zone contiguity comes from a per-zone counter; resizes do not rescan pageblocks".into()
+            } else {
+                "every zone resize rescans the zone's pageblocks in set_zone_contiguous".into()
+            },
+            warn: false,
+        });
+    }
+    out
+}
+
 fn fmt_small(b: u64) -> String {
     if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
         format!("{} MiB", b >> 20)
@@ -579,4 +632,171 @@ fn serde_plain<T: Serialize>(v: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        event::{Event, Op},
+        model::{Layout, Model},
+    };
+
+    const MIB: u64 = 1 << 20;
+
+    /// Block 0 (the pfns the memmap comes from) on node 0.
+    fn model() -> Model {
+        let mut m = Model::new(Layout {
+            zone_names: crate::kernel_btf::default_zone_names(),
+            page_size: 4096,
+            struct_page_size: 64,
+            block_size_bytes: 128 * MIB,
+            page_flags: None,
+            features: Default::default(),
+        });
+        m.apply_frame(&crate::frame::Frame {
+            block_size_bytes: 128 * MIB,
+            page_size: 4096,
+            blocks: vec![crate::frame::BlockFrame {
+                id: 0,
+                state: "online".into(),
+                node: Some(0),
+                valid_zones: Some("DMA32".into()),
+            }]
+            .into_iter()
+            .collect(),
+            nodes: vec![],
+            zones: vec![],
+            config: HotplugConfig::default(),
+        });
+        m
+    }
+
+    fn ev(ts_ns: u64, duration_ns: u64, op: Op) -> Event {
+        Event {
+            ts_ns,
+            duration_ns,
+            tid: 7,
+            op,
+        }
+    }
+
+    /// A 128 MiB hot-add at 4 GiB on node 1 whose memmap (2 MiB) came from node 0.
+    fn hot_add(m: &mut Model, ts: u64, free_before_pages: u64) {
+        let pfn = 0x100000;
+        m.ingest(&ev(
+            ts,
+            0,
+            Op::NodeFreePages {
+                node: 0,
+                free_pages: free_before_pages,
+                moment: crate::event::AddMoment::Before,
+                window_pfn: pfn,
+            },
+        ));
+        m.ingest(&ev(
+            ts + 5,
+            0,
+            Op::PageAlloc {
+                pfn: 0x1000,
+                order: 9,
+                window_node: 1,
+                window_pfn: pfn,
+            },
+        ));
+        m.ingest(&ev(
+            ts + 10,
+            10,
+            Op::AddPages {
+                node: 1,
+                pfn,
+                nr_pages: 32768,
+                altmap: false,
+                ret: 0,
+            },
+        ));
+    }
+
+    fn thresholds(now_ns: u64) -> Thresholds {
+        Thresholds {
+            headroom_warn: 0.10,
+            online_grace_ns: 30_000_000_000,
+            now_ns,
+        }
+    }
+
+    #[test]
+    fn memmap_from_existing_memory_is_a_warning_with_its_size() {
+        let c = HotplugConfig {
+            memmap_on_memory: Some("N".into()),
+            auto_online_blocks: Some("offline".into()),
+            ..HotplugConfig::default()
+        };
+        let items = audit(&c, 128 * MIB, 64, 4096);
+        let memmap = items.iter().find(|i| i.key == ConfigKey::MemmapOnMemory).unwrap();
+        assert!(memmap.warn);
+        assert!(
+            memmap.consequence.contains("takes 2 MiB from existing memory"),
+            "{}",
+            memmap.consequence
+        );
+        let online = items
+            .iter()
+            .find(|i| i.key == ConfigKey::AutoOnlineBlocks)
+            .unwrap();
+        assert!(online.warn && online.consequence.contains("stays offline"));
+    }
+
+    #[test]
+    fn a_block_never_onlined_is_a_finding_only_after_the_grace_time() {
+        let mut m = model();
+        hot_add(&mut m, 1_000_000_000, 1 << 20);
+        let config = HotplugConfig {
+            auto_online_blocks: Some("offline".into()),
+            ..HotplugConfig::default()
+        };
+        let early = Answers::build(&m, &config, thresholds(20_000_000_000));
+        assert!(early.answers.iter().all(|a| a.kind != AnswerKind::NeverOnlined));
+        let late = Answers::build(&m, &config, thresholds(40_000_000_000));
+        let f = late
+            .answers
+            .iter()
+            .find(|a| a.kind == AnswerKind::NeverOnlined)
+            .expect("finding");
+        assert!(f.message.contains("auto_online_blocks=offline"), "{}", f.message);
+        assert_eq!(late.readiness[0].offline_blocks, 1);
+
+        // Onlined 3 s after the add: no finding, and the wait is measured.
+        m.ingest(&ev(
+            4_000_000_010,
+            1000,
+            Op::OnlinePages {
+                pfn: 0x100000,
+                nr_pages: 32768,
+                zone: crate::event::ZoneId { node: 1, zone: 3 },
+                ret: 0,
+            },
+        ));
+        let done = Answers::build(&m, &config, thresholds(40_000_000_000));
+        assert!(done.answers.is_empty(), "{:?}", done.answers);
+        assert_eq!(done.readiness[0].blocks[0].online_after_ns, Some(3_000_000_000));
+    }
+
+    #[test]
+    fn headroom_is_a_finding_over_the_threshold_only() {
+        // 2 MiB taken from node 0: 1.5% of 128 MiB free, 20% of 10 MiB free.
+        for (free_pages, finding) in [(32768, false), (2560, true)] {
+            let mut m = model();
+            hot_add(&mut m, 1_000, free_pages);
+            let a = Answers::build(&m, &HotplugConfig::default(), thresholds(2_000));
+            let n = &a.headroom[0].by_node[0];
+            assert_eq!((n.node, n.taken_bytes), (0, 2 * MIB));
+            assert_eq!(n.free_before_bytes, Some(free_pages * 4096));
+            assert_eq!(
+                a.answers.iter().any(|f| f.kind == AnswerKind::Headroom),
+                finding,
+                "{free_pages}"
+            );
+        }
+    }
 }

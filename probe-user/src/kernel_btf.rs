@@ -178,6 +178,9 @@ pub struct TypeFacts {
     /// `set_zone_contiguous` on every zone resize. None of 6.1, 6.12 and 7.2 has it.
     #[serde(default)]
     pub contiguity_from_counter: bool,
+    /// What the kernel was built with, as its BTF shows it.
+    #[serde(default)]
+    pub features: crate::model::KernelFeatures,
 }
 
 /// The resolved layout, and every member that could not be resolved ("zone.contiguous").
@@ -301,6 +304,12 @@ pub fn resolve_layout(btf: &KernelBtf) -> Layout {
             struct_page_size,
             page_flags,
             contiguity_from_counter,
+            features: crate::model::KernelFeatures {
+                // CONFIG_ZONE_DEVICE builds memremap_pages, CONFIG_MEMORY_HOTREMOVE offline_pages.
+                zone_device: Some(btf.has_function("memremap_pages")),
+                hot_remove: Some(btf.has_function("offline_pages")),
+                contiguity_from_counter: Some(contiguity_from_counter),
+            },
         },
         decode,
     }

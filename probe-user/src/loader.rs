@@ -157,6 +157,7 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
         zone_names: kernel_btf::default_zone_names(),
         struct_page_size: 64,
         page_flags: None,
+        features: Default::default(),
         contiguity_from_counter: false,
     };
     if !host.btf_available {

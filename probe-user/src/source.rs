@@ -232,6 +232,7 @@ fn live_source(
                 struct_page_size: tracer.facts.struct_page_size,
                 block_size_bytes: frame.block_size_bytes,
                 page_flags: tracer.facts.page_flags.clone(),
+                features: tracer.facts.features,
             },
             host,
             clock: live::clocks(),

@@ -218,6 +218,7 @@ pub fn layout() -> Layout {
         struct_page_size: 64,
         block_size_bytes: BLOCK_PAGES << 12,
         page_flags: None,
+        features: Default::default(),
     }
 }
 

@@ -53,6 +53,7 @@ fn recording_lines() -> Vec<Line> {
             struct_page_size: 64,
             block_size_bytes: 128 * MIB,
             page_flags: None,
+            features: Default::default(),
         },
         probes: PROBES
             .iter()

@@ -67,7 +67,7 @@ fn fixture_format(path: &Path) -> u64 {
 }
 
 fn validator_at(path: &Path) -> Validator {
-    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
     jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

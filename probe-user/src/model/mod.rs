@@ -53,6 +53,21 @@ pub struct Layout {
     /// mhpscope read it, or where BTF lacked it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_flags: Option<PageFlagsLayout>,
+    /// What the kernel was built with (unknown in recordings made before mhpscope read it).
+    #[serde(default)]
+    pub features: KernelFeatures,
+}
+
+/// Kernel build options that change what hotplug can do, from the kernel's BTF.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KernelFeatures {
+    /// CONFIG_ZONE_DEVICE: pmem/devdax/CXL ranges as ZONE_DEVICE memory.
+    pub zone_device: Option<bool>,
+    /// CONFIG_MEMORY_HOTREMOVE: memory can be offlined and removed again.
+    pub hot_remove: Option<bool>,
+    /// Zone contiguity kept in `zone->pages_with_online_memmap` (newer mm) rather than
+    /// recomputed by `set_zone_contiguous` on every resize.
+    pub contiguity_from_counter: Option<bool>,
 }
 
 impl Layout {

@@ -16,6 +16,7 @@ fn layout() -> Layout {
         struct_page_size: 64,
         block_size_bytes: 128 * MIB,
         page_flags: None,
+        features: Default::default(),
     }
 }
 

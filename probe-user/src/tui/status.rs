@@ -163,6 +163,7 @@ mod tests {
             struct_page_size: 64,
             block_size_bytes: 128 << 20,
             page_flags: None,
+            features: Default::default(),
         }));
         stream
     }

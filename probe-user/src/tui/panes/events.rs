@@ -311,6 +311,7 @@ mod tests {
             struct_page_size: 64,
             block_size_bytes: 128 << 20,
             page_flags: None,
+            features: Default::default(),
         }));
         let total = RECENT_EVENTS as u64 + 100;
         for i in 1..=total {
