@@ -3,6 +3,7 @@
 mod bench;
 mod build_cmd;
 mod checks;
+mod core_test;
 mod dashboard_test;
 mod dist;
 mod dist_test;
@@ -59,6 +60,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// A million memory blocks: time and peak memory of `report` on a synthetic recording.
     Scale(scale::ScaleArgs),
+    /// The core (recording, model, views) built and tested without the eBPF toolchain.
+    Core,
     /// Re-run the checks on the artifacts of the last lab run of one scenario.
     Check {
         #[arg(long, default_value = "6.1")]
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
         Cmd::Bench(args) => bench::run(&args),
         Cmd::Scale(args) => scale::run(&args),
         Cmd::Dashboards => dashboard_test::run_cmd(),
+        Cmd::Core => core_test::run(),
         Cmd::Dist { test: false } => dist::run().map(|_| ()),
         Cmd::Dist { test: true } => dist_test::run_cmd(),
         Cmd::Check { kernel, scenario } => {

@@ -2,7 +2,7 @@
 //! package's install test, then every lab scenario on every lab kernel, each followed by the
 //! checks of mhpscope's report against that scenario's ground truth.
 
-use crate::{checks, dashboard_test, dist_test, kernel, lab, setup, util};
+use crate::{checks, core_test, dashboard_test, dist_test, kernel, lab, setup, util};
 use anyhow::{bail, Result};
 use std::process::Command;
 use std::time::Instant;
@@ -10,6 +10,21 @@ use std::time::Instant;
 pub fn run(args: &lab::LabArgs) -> Result<()> {
     let t0 = Instant::now();
     setup::run()?;
+    // Style first: they fail in seconds.
+    println!("test: cargo fmt --check");
+    util::run(
+        Command::new(util::cargo())
+            .current_dir(util::repo_root())
+            .args(["fmt", "--all", "--check"]),
+    )?;
+    println!("test: cargo clippy --all-targets -- -D warnings");
+    util::run(
+        Command::new(util::cargo())
+            .current_dir(util::repo_root())
+            .args(["clippy", "--all-targets", "--", "-D", "warnings"])
+            .env("PATH", util::path_with_cargo_bin()),
+    )?;
+    core_test::run()?;
     println!("test: cargo test --workspace");
     util::run(
         Command::new(util::cargo())
