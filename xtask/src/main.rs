@@ -5,6 +5,7 @@ mod build_cmd;
 mod checks;
 mod core_test;
 mod dashboard_test;
+mod failtruth;
 mod dist;
 mod dist_test;
 mod guest;

@@ -35,6 +35,8 @@ pub struct Report {
     pub device_ranges: Vec<Device>,
     #[serde(default)]
     pub probe_costs: Vec<ProbeCost>,
+    /// Schema version 2 and later.
+    pub answers: Option<Answers>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,4 +241,113 @@ pub struct SpanChange {
 pub struct Span {
     pub start_pfn: u64,
     pub spanned_pages: u64,
+}
+
+/// `answers`: why each online/offline failed, readiness, headroom, the configuration audit.
+#[derive(Debug, Default, Deserialize)]
+pub struct Answers {
+    #[serde(default)]
+    pub answers: Vec<Answer>,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    #[serde(default)]
+    pub readiness: Vec<Readiness>,
+    #[serde(default)]
+    pub headroom: Vec<Headroom>,
+    #[serde(default)]
+    pub config: Vec<ConfigItem>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Answer {
+    pub ts_ns: u64,
+    pub kind: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Attempt {
+    pub ts_ns: u64,
+    pub kind: String,
+    pub block: Option<u64>,
+    pub start_pfn: Option<u64>,
+    pub nr_pages: Option<u64>,
+    pub node: Option<i64>,
+    pub zone: Option<String>,
+    pub requested: Option<String>,
+    #[serde(default)]
+    pub auto_online: bool,
+    pub policy: Option<String>,
+    pub ret: i64,
+    #[serde(default)]
+    pub errno: String,
+    pub reason: Option<String>,
+    pub reason_words: Option<String>,
+    pub blocking_page: Option<BlockingPage>,
+    pub migration: Option<Migration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BlockingPage {
+    pub pfn: u64,
+    pub flags_raw: Option<u64>,
+    pub flags: Option<Vec<String>>,
+    pub page_type: Option<String>,
+    pub node: Option<u32>,
+    pub zone: Option<String>,
+    pub what: Option<String>,
+    pub refcount: Option<i64>,
+    pub mapcount: Option<i64>,
+    pub dump_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct Migration {
+    #[serde(default)]
+    pub succeeded: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Readiness {
+    pub ts_ns: u64,
+    pub node: i64,
+    pub start_pfn: u64,
+    pub nr_pages: u64,
+    #[serde(default)]
+    pub blocks: Vec<BlockReadiness>,
+    #[serde(default)]
+    pub offline_blocks: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BlockReadiness {
+    pub block: u64,
+    pub online_after_ns: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Headroom {
+    pub ts_ns: u64,
+    pub node: i64,
+    pub start_pfn: u64,
+    pub nr_pages: u64,
+    pub ret: i64,
+    #[serde(default)]
+    pub by_node: Vec<NodeHeadroom>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NodeHeadroom {
+    pub node: i64,
+    #[serde(default)]
+    pub taken_bytes: u64,
+    pub free_before_bytes: Option<u64>,
+    pub free_after_bytes: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConfigItem {
+    pub key: String,
+    pub value: String,
 }

@@ -45,6 +45,9 @@ pub struct GroundTruth {
     /// Why the scenario was run a second time (a first guest stopped answering), if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retried_after: Option<String>,
+    /// What the `failures` scenario provoked and what the guest said about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<crate::failtruth::Failures>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -174,6 +177,19 @@ pub struct Zone {
     pub spanned: u64,
     pub present: u64,
     pub managed: u64,
+    /// `nr_free_pages` (the zone's NR_FREE_PAGES counter).
+    #[serde(default)]
+    pub free: Option<u64>,
+    /// Sum over the CPUs of the zone's "vm stats threshold": how far its counters may lag the
+    /// per-CPU deltas not yet folded in.
+    #[serde(default)]
+    pub stat_threshold: u64,
+    /// Pages in the per-CPU lists ("count:", summed over CPUs): free, but not in nr_free_pages.
+    #[serde(default)]
+    pub pcp_count: u64,
+    /// The per-CPU lists' "batch:" summed over CPUs: what one refill or drain moves.
+    #[serde(default)]
+    pub pcp_batch: u64,
 }
 
 impl GroundTruth {
@@ -293,9 +309,19 @@ pub fn parse_zoneinfo(text: &str) -> Result<Vec<Zone>> {
                     spanned: 0,
                     present: 0,
                     managed: 0,
+                    free: None,
+                    stat_threshold: 0,
+                    pcp_count: 0,
+                    pcp_batch: 0,
                 });
                 continue;
             }
+        }
+        if let Some(v) = t.strip_prefix("vm stats threshold:") {
+            if let Some(z) = zones.last_mut() {
+                z.stat_threshold += v.trim().parse::<u64>().unwrap_or(0);
+            }
+            continue;
         }
         let Some(z) = zones.last_mut() else { continue };
         let mut words = t.split_whitespace();
@@ -311,6 +337,9 @@ pub fn parse_zoneinfo(text: &str) -> Result<Vec<Zone>> {
             "present" => z.present = num()?,
             "managed" => z.managed = num()?,
             "start_pfn:" => z.start_pfn = Some(num()?),
+            "nr_free_pages" => z.free = Some(num()?),
+            "count:" => z.pcp_count += num()?,
+            "batch:" => z.pcp_batch += num()?,
             _ => {}
         }
     }
@@ -403,7 +432,7 @@ pub fn parse_iomem(text: &str) -> Vec<(u64, u64)> {
 mod tests {
     use super::*;
 
-    const ZONEINFO: &str = "Node 1, zone   Normal\n  pages free     100\n        min      5\n        spanned  131072\n        present  131072\n        managed  120000\n        cma      0\n        protection: (0, 0, 0, 0)\n      nr_free_pages 100\n  start_pfn:           1179648\nNode 1, zone  Movable\n  pages free     0\n        min      0\n        spanned  0\n        present  0\n        managed  0\n        protection: (0, 0, 0, 0)\n";
+    const ZONEINFO: &str = "Node 1, zone   Normal\n  pages free     100\n        min      5\n        spanned  131072\n        present  131072\n        managed  120000\n        cma      0\n        protection: (0, 0, 0, 0)\n      nr_free_pages 100\n  pagesets\n    cpu: 0\n              count: 10\n  vm stats threshold: 12\n    cpu: 1\n  vm stats threshold: 12\n  start_pfn:           1179648\nNode 1, zone  Movable\n  pages free     0\n        min      0\n        spanned  0\n        present  0\n        managed  0\n        protection: (0, 0, 0, 0)\n";
 
     #[test]
     fn zoneinfo_parses_populated_and_empty_zones() {
@@ -417,10 +446,15 @@ mod tests {
                 start_pfn: Some(1179648),
                 spanned: 131072,
                 present: 131072,
-                managed: 120000
+                managed: 120000,
+                free: Some(100),
+                stat_threshold: 24,
+                pcp_count: 10,
+                pcp_batch: 0,
             }
         );
         assert_eq!(z[1].zone, "Movable");
+        assert_eq!(z[1].free, None);
         assert_eq!(z[1].start_pfn, None);
         assert_eq!(z[1].spanned, 0);
     }
