@@ -18,7 +18,7 @@ pub struct LabArgs {
     /// Kernel to boot (see the table in kernel.rs); `cargo xtask test` defaults to all of them.
     #[arg(long)]
     pub kernel: Option<String>,
-    /// Scenario to run (hotplug, offnode, devdax); default: all of them, one boot each.
+    /// Scenario to run (hotplug, offnode, devdax, failures); default: all of them, one boot each.
     #[arg(long)]
     pub scenario: Option<String>,
     /// Keep the staged initramfs tree (target/lab/<kernel>/work/initramfs) for inspection.
@@ -204,7 +204,7 @@ fn run_plan(
     );
 
     if let Some(bin) = mhpscope {
-        if let Err(e) = report(bin, &out) {
+        if let Err(e) = report(bin, &out, plan.report_flags) {
             truth.error = Some(format!("{e:#}"));
         }
     }
@@ -263,15 +263,23 @@ fn boot_and_run(
     r
 }
 
-/// Runs `mhpscope report` on the host: text to the console and report.txt, JSON to report.json.
-fn report(bin: &Path, out: &Path) -> Result<()> {
+/// Runs `mhpscope report` (with the scenario's `flags`) on the host: text to the console and
+/// report.txt, JSON to report.json.
+fn report(bin: &Path, out: &Path, flags: &[&str]) -> Result<()> {
     let rec = out.join("recording.ndjson");
-    let text =
-        util::output(Command::new(bin).arg("report").arg("--input").arg(&rec)).context("mhpscope report")?;
+    let text = util::output(
+        Command::new(bin)
+            .args(flags)
+            .arg("report")
+            .arg("--input")
+            .arg(&rec),
+    )
+    .context("mhpscope report")?;
     println!("{text}");
     std::fs::write(out.join("report.txt"), &text)?;
     let json = util::output(
         Command::new(bin)
+            .args(flags)
             .arg("report")
             .arg("--input")
             .arg(&rec)

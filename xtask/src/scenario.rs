@@ -14,6 +14,8 @@ use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub mod failures;
+
 const MEM: &str = "/sys/devices/system/memory";
 /// The guest's end of `Machine::stream`.
 const STREAM_TTY: &str = "/dev/ttyS2";
@@ -28,10 +30,23 @@ pub struct DimmPlan {
     pub node: i64,
 }
 
+/// What a scenario does with its DIMMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Hot-add, online movable, (compaction,) offline, unplug; or devdax namespaces.
+    Hotplug,
+    /// Provoke every online/offline failure the lab can, onlines into chosen zones, a hot-add
+    /// left offline and one auto-onlined ([`failures`]).
+    Failures,
+}
+
 /// One lab scenario: one boot of the guest.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
     pub name: &'static str,
+    pub flow: Flow,
+    /// Extra flags of `mhpscope report` for this scenario's recording.
+    pub report_flags: &'static [&'static str],
     pub about: &'static str,
     pub memmap_on_memory: bool,
     pub memoryless_node: bool,
@@ -52,6 +67,8 @@ pub struct Plan {
 pub const PLANS: &[Plan] = &[
     Plan {
         name: "hotplug",
+        flow: Flow::Hotplug,
+        report_flags: &[],
         about: "memmap_on_memory=1: a one-block and a two-block DIMM on node 1, online movable one by one, \
                 compaction, offline, unplug",
         memmap_on_memory: true,
@@ -80,6 +97,8 @@ pub const PLANS: &[Plan] = &[
     },
     Plan {
         name: "offnode",
+        flow: Flow::Hotplug,
+        report_flags: &[],
         about: "memmap_on_memory=0: DIMMs on node 1 and on memoryless node 2 at the same moment, \
                 online all blocks back to back, offline, unplug",
         memmap_on_memory: false,
@@ -108,6 +127,8 @@ pub const PLANS: &[Plan] = &[
     },
     Plan {
         name: "devdax",
+        flow: Flow::Hotplug,
+        report_flags: &[],
         about: "a 1 GiB nvdimm on node 1: ndctl devdax namespace with --map=dev, then --map=mem",
         memmap_on_memory: true,
         memoryless_node: false,
@@ -118,7 +139,54 @@ pub const PLANS: &[Plan] = &[
         top: false,
         avoid_raw_tracepoint: false,
     },
+    FAILURES,
 ];
+
+/// The failures scenario: what it does is in [`failures`].
+const FAILURES: Plan = Plan {
+    name: "failures",
+    flow: Flow::Failures,
+    // Readiness: the DIMM left offline must become a finding within the scenario's time.
+    // Headroom: a share that the 1 GiB DIMM's memmap exceeds on node 1 and the others do not.
+    report_flags: &["--online-grace", "5s", "--headroom-warn", failures::HEADROOM_WARN],
+    about: "memmap_on_memory=0, dynamic debug on mm/memory_hotplug.c: offline a boot block spanning two \
+            zones and one with holes; a DIMM onlined online_kernel and filled with slab, offlined (EBUSY); \
+            notifier error injection on offline and online; online_movable, online_kernel and auto-movable \
+            onlines; a signal during an offline's migration; a DIMM never onlined; one auto-onlined",
+    memmap_on_memory: false,
+    memoryless_node: false,
+    nvdimm: false,
+    dimms: &[
+        DimmPlan {
+            id: "d1",
+            memdev: "hp1",
+            size: 128 << 20,
+            node: 1,
+        },
+        DimmPlan {
+            id: "d2",
+            memdev: "hp2",
+            size: 256 << 20,
+            node: 1,
+        },
+        DimmPlan {
+            id: "d3",
+            memdev: "hp3",
+            size: 1 << 30,
+            node: 1,
+        },
+        DimmPlan {
+            id: "d4",
+            memdev: "hp4",
+            size: 128 << 20,
+            node: 0,
+        },
+    ],
+    together: false,
+    compaction: false,
+    top: false,
+    avoid_raw_tracepoint: false,
+};
 
 pub fn plan(name: &str) -> Result<&'static Plan> {
     PLANS.iter().find(|p| p.name == name).with_context(|| {
@@ -371,30 +439,13 @@ impl<'a> Ctx<'a> {
 
 pub fn run(c: &mut Ctx) -> Result<()> {
     let plan = c.plan;
+    if plan.flow == Flow::Failures {
+        return failures::run(c);
+    }
     c.step(
         "prepare",
         "auto_online_blocks=offline, uname -r, memmap_on_memory, nodes, boot log, snapshot boot",
-        |c| {
-            // 6.1 already boots with "offline"; newer kernels default to "online" (ZONE_NORMAL).
-            c.sh(&format!("echo offline > {MEM}/auto_online_blocks"), 30)?;
-            c.truth.kernel.release = Some(c.sh("uname -r", 30)?.trim().to_string());
-            c.truth.memmap_on_memory = Some(
-                c.sh("cat /sys/module/memory_hotplug/parameters/memmap_on_memory", 30)?
-                    .trim()
-                    .to_string(),
-            );
-            c.truth.nodes_with_memory =
-                truth::parse_node_list(&c.sh("cat /sys/devices/system/node/has_memory", 30)?);
-            c.truth.fallback_order = truth::parse_fallback_orders(&c.sh("dmesg", 60)?);
-            for f in TRACEABLE {
-                let n = c.sh(
-                    &format!("grep -c -x '{f}' /sys/kernel/tracing/available_filter_functions || true"),
-                    60,
-                )?;
-                c.truth.traceable.insert(f.to_string(), n.trim() != "0");
-            }
-            c.snapshot("boot")
-        },
+        prepare,
     )?;
 
     if plan.nvdimm {
@@ -576,18 +627,50 @@ pub fn run(c: &mut Ctx) -> Result<()> {
         "poweroff",
         "save dmesg, poweroff -f, wait for qemu to exit",
         |c| {
-            let dmesg = c.sh("dmesg", 60)?;
-            std::fs::write(c.out_dir.join("dmesg.txt"), dmesg)?;
-            c.guest.send_only("sync; poweroff -f")?;
-            match c.qemu.wait_exit(Duration::from_secs(60))? {
-                Some(st) if st.success() => Ok(()),
-                Some(st) => bail!("qemu exited with {st} after poweroff"),
-                None => bail!("qemu did not exit within 60 s of poweroff"),
-            }
+            save_dmesg(c)?;
+            poweroff(c)
         },
     )?;
     c.qmp.drain();
     Ok(())
+}
+
+/// The guest's kernel log into dmesg.txt; returns it.
+fn save_dmesg(c: &mut Ctx) -> Result<String> {
+    let dmesg = c.sh("dmesg", 60)?;
+    std::fs::write(c.out_dir.join("dmesg.txt"), &dmesg)?;
+    Ok(dmesg)
+}
+
+fn poweroff(c: &mut Ctx) -> Result<()> {
+    c.guest.send_only("sync; poweroff -f")?;
+    match c.qemu.wait_exit(Duration::from_secs(60))? {
+        Some(st) if st.success() => Ok(()),
+        Some(st) => bail!("qemu exited with {st} after poweroff"),
+        None => bail!("qemu did not exit within 60 s of poweroff"),
+    }
+}
+
+/// Common start of every scenario.
+fn prepare(c: &mut Ctx) -> Result<()> {
+    // 6.1 already boots with "offline"; newer kernels default to "online" (ZONE_NORMAL).
+    c.sh(&format!("echo offline > {MEM}/auto_online_blocks"), 30)?;
+    c.truth.kernel.release = Some(c.sh("uname -r", 30)?.trim().to_string());
+    c.truth.memmap_on_memory = Some(
+        c.sh("cat /sys/module/memory_hotplug/parameters/memmap_on_memory", 30)?
+            .trim()
+            .to_string(),
+    );
+    c.truth.nodes_with_memory = truth::parse_node_list(&c.sh("cat /sys/devices/system/node/has_memory", 30)?);
+    c.truth.fallback_order = truth::parse_fallback_orders(&c.sh("dmesg", 60)?);
+    for f in TRACEABLE {
+        let n = c.sh(
+            &format!("grep -c -x '{f}' /sys/kernel/tracing/available_filter_functions || true"),
+            60,
+        )?;
+        c.truth.traceable.insert(f.to_string(), n.trim() != "0");
+    }
+    c.snapshot("boot")
 }
 
 fn compact(c: &mut Ctx) -> Result<()> {
