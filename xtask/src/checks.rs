@@ -2,12 +2,14 @@
 //! "lab: <scenario>: N passed, M failed".
 
 use crate::report::{Block, Report, Stat, Zone};
-use crate::scenario::{self, Plan};
+use crate::scenario::{self, Flow, Plan};
 use crate::truth::{compaction_scanned, GroundTruth};
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::path::Path;
+
+mod failures;
 
 /// Sizes the checks rely on: x86_64 pages, and `sizeof(struct page)` on all three lab kernels.
 const PAGE: u64 = 4096;
@@ -99,7 +101,7 @@ impl Checker {
 fn all(c: &mut Checker, plan: &Plan, t: &GroundTruth, r: &Report) -> Result<()> {
     top_in_guest(c, plan, t);
     self_cost(c, t, r);
-    c.eq("report.schema_version", r.schema_version, Some(1));
+    c.eq("report.schema_version", r.schema_version, Some(2));
     c.eq(
         "report.kernel_release",
         r.kernel_release.clone(),
@@ -129,6 +131,13 @@ fn all(c: &mut Checker, plan: &Plan, t: &GroundTruth, r: &Report) -> Result<()> 
     fallbacks(c, t, r);
     page_alloc_way(c, plan, r);
 
+    if plan.flow == Flow::Failures {
+        // Its blocks stay where the failures left them (no unplug): the hot-adds, where their
+        // memmap came from, and the answers.
+        hot_adds(c, t, r);
+        placement(c, t, r, &Default::default());
+        return failures::run(c, t, r);
+    }
     if !plan.dimms.is_empty() {
         let before = &t.snapshot("before-add")?.parsed;
         let online = &t.snapshot("after-online")?.parsed;
@@ -870,7 +879,18 @@ fn top_in_guest(c: &mut Checker, plan: &Plan, t: &GroundTruth) {
 /// The recorder's self-cost: online_pages's entry and exit programs ran once per online, in
 /// the report (its last sample) and in `mhpscope probes` run beside it.
 fn self_cost(c: &mut Checker, t: &GroundTruth, r: &Report) {
-    let onlines = t.online_writes.iter().filter(|w| w.rc == 0).count() as u64;
+    let onlines = match &t.failures {
+        // Every online that reached online_pages: the writes that worked, the one failed by the
+        // notifier (inside online_pages), and the kernel's own.
+        Some(f) => {
+            (f.writes
+                .iter()
+                .filter(|w| w.value != "offline" && (w.rc == 0 || w.injected.is_some()))
+                .count()
+                + f.auto_onlined.len()) as u64
+        }
+        None => t.online_writes.iter().filter(|w| w.rc == 0).count() as u64,
+    };
     if onlines == 0 {
         return;
     }
