@@ -244,15 +244,17 @@ pub fn probes(opts: &Options, json: bool) -> Result<()> {
     let tracer = loader::load(&host, opts);
     let mut stdout = io::stdout().lock();
     if json {
-        let doc = serde_json::json!({
-            "host": host,
-            "probes": tracer.probes,
-            "offline_failures": tracer.offline_failures,
-            "contiguity": {
-                "from_pages_with_online_memmap": tracer.facts.contiguity_from_counter,
-                "note": contiguity_note(tracer.facts.contiguity_from_counter),
+        let doc = crate::probes_doc::ProbesDoc {
+            schema_version: crate::probes_doc::PROBES_SCHEMA_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            host,
+            probes: tracer.probes.clone(),
+            offline_failures: tracer.offline_failures.clone(),
+            contiguity: crate::probes_doc::Contiguity {
+                from_pages_with_online_memmap: tracer.facts.contiguity_from_counter,
+                note: contiguity_note(tracer.facts.contiguity_from_counter).into(),
             },
-        });
+        };
         writeln!(stdout, "{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(());
     }

@@ -19,6 +19,7 @@ pub mod loader;
 pub mod metrics;
 pub mod model;
 pub mod probes;
+pub mod probes_doc;
 pub mod recording;
 pub mod replay;
 pub mod report;

@@ -16,6 +16,8 @@ use crate::{
 pub enum Of {
     Recording,
     Report,
+    /// `mhpscope probes --json`.
+    Probes,
 }
 
 const RECORDING_DESCRIPTION: &str = "One line of an mhpscope recording (`mhpscope record`). \
@@ -52,12 +54,34 @@ pub fn report_schema() -> Value {
     )
 }
 
+const PROBES_DESCRIPTION: &str = "The document printed by `mhpscope probes --json`: the host \
+(kernel, lockdown, BTF, privileges), every probe point (attached or not, how, what the way chosen \
+loses, why better ways failed), offline_pages' failure reasons and whether this kernel lets \
+mhpscope tell each apart, and how the kernel keeps zone contiguity. `schema_version` is the \
+version of this document and of this schema (the `v<N>` in `$id`).";
+
+/// The schema of `mhpscope probes --json`.
+pub fn probes_schema() -> Value {
+    schema_of::<crate::probes_doc::ProbesDoc>(
+        &format!(
+            "urn:mhpscope:schema:probes:v{}",
+            crate::probes_doc::PROBES_SCHEMA_VERSION
+        ),
+        "mhpscope probes",
+        PROBES_DESCRIPTION,
+    )
+}
+
 pub fn print(of: Of) -> Result<()> {
     let schema = match of {
         Of::Recording => recording_schema(),
         Of::Report => report_schema(),
+        Of::Probes => probes_schema(),
     };
-    println!("{}", serde_json::to_string_pretty(&schema)?);
+    // writeln!, not println!: into a closed pipe that is an error (main ends quietly), not a panic.
+    let mut out = std::io::stdout().lock();
+    std::io::Write::write_all(&mut out, format!("{}\n", serde_json::to_string_pretty(&schema)?).as_bytes())?;
+    std::io::Write::flush(&mut out)?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use jsonschema::Validator;
 use mhpscope::{
     event::{AddMoment, Event, NotifyAction, OnlineType, Op, ZoneId},
     recording::{Line, FORMAT_VERSION},
+    probes_doc::PROBES_SCHEMA_VERSION,
     report::SCHEMA_VERSION,
 };
 use serde_json::{json, Value};
@@ -30,9 +31,13 @@ fn mhpscope(args: &[&str]) -> String {
 }
 
 /// The versioned file names: bumping a version makes the old file stale and needs a new one.
-fn schema_files() -> [(&'static str, PathBuf); 2] {
+fn schema_files() -> [(&'static str, PathBuf); 3] {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema");
     [
+        (
+            "probes",
+            dir.join(format!("probes.v{PROBES_SCHEMA_VERSION}.schema.json")),
+        ),
         (
             "recording",
             dir.join(format!("recording.v{FORMAT_VERSION}.schema.json")),
@@ -45,9 +50,9 @@ fn schema_files() -> [(&'static str, PathBuf); 2] {
 }
 
 fn validator(of: &str) -> Validator {
-    let [recording, report] = schema_files();
-    let path = if of == "recording" { recording.1 } else { report.1 };
-    validator_at(&path)
+    let files = schema_files();
+    let (_, path) = files.iter().find(|(name, _)| *name == of).expect("a known schema");
+    validator_at(path)
 }
 
 /// The committed schema of an earlier recording format: recordings of that format (still read)
@@ -117,10 +122,10 @@ fn committed_schemas_are_current() {
             schema["$id"],
             format!(
                 "urn:mhpscope:schema:{of}:v{}",
-                if of == "recording" {
-                    FORMAT_VERSION
-                } else {
-                    SCHEMA_VERSION
+                match of {
+                    "recording" => FORMAT_VERSION,
+                    "report" => SCHEMA_VERSION,
+                    _ => PROBES_SCHEMA_VERSION,
                 }
             )
         );
@@ -229,6 +234,18 @@ fn kinds_missing_from_the_fixtures_validate() {
         let errs = errors(&v, &instance);
         assert!(errs.is_empty(), "{instance}: {}", errs.join("\n"));
     }
+}
+
+/// `probes --json` works anywhere (it says per probe why not where nothing attaches).
+#[test]
+fn probes_json_validates() {
+    let doc: Value = serde_json::from_str(&mhpscope(&["probes", "--json"])).unwrap();
+    let errs = errors(&validator("probes"), &doc);
+    assert!(errs.is_empty(), "{}", errs.join("\n"));
+    assert_eq!(doc["schema_version"], PROBES_SCHEMA_VERSION);
+    let mut bad = doc.clone();
+    bad["probes"][0]["attached"] = json!("yes");
+    assert!(!validator("probes").is_valid(&bad), "a string for attached");
 }
 
 #[test]
