@@ -66,6 +66,46 @@ pub mod kind {
     /// the exit of `__add_pages` (or of `arch_add_memory` when that opens the window): one
     /// event per node whose `node_data[n]` is set, nodes 0..NODE_FREE_MAX_NODES.
     pub const NODE_FREE_PAGES: u32 = 26;
+
+    // Free page reporting (mm/page_reporting.c).
+    /// `page_reporting_process(struct work_struct *)`: one report cycle (every zone's free
+    /// lists walked once, at most every 2 s). Also opens the per-CPU report-cycle gate
+    /// (`REPORT_CYCLE`) that the isolate/put-back counters check.
+    pub const PAGE_REPORTING_PROCESS: u32 = 27;
+    /// The device's report callback (virtio-balloon: `virtballoon_free_page_report(prdev,
+    /// sgl, nents)`): one batch of free pages handed to the host; returns once the host acked.
+    pub const PAGE_REPORT: u32 = 28;
+    /// `page_reporting_register(prdev)`: a reporting device registers; the order is chosen.
+    pub const PAGE_REPORTING_REGISTER: u32 = 29;
+}
+
+/// Free page reporting's per-zone counters: nodes 0..this (slot `node * ZONES_PER_NODE +
+/// zone`); slot `REPORT_NODES * ZONES_PER_NODE` collects pages whose zone was not readable.
+pub const REPORT_NODES: u32 = 64;
+pub const REPORT_SLOTS: u32 = REPORT_NODES * ZONES_PER_NODE + 1;
+/// Orders counted per zone (0..this; higher orders count in the last).
+pub const REPORT_ORDERS: usize = 16;
+/// Scatterlist entries the report callback's program reads at most (the kernel's
+/// PAGE_REPORTING_CAPACITY is 32 and `prdev->capacity` never exceeds it).
+pub const REPORT_MAX_NENTS: u64 = 32;
+
+/// One zone's pages taken off the free lists for reporting (`__isolate_free_page`) and put
+/// back after the report (`__putback_isolated_page`), by order: calls, each 2^order pages.
+/// Counted only by the task inside `page_reporting_process` on that CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportCounts {
+    pub isolated: [u64; REPORT_ORDERS],
+    pub putback: [u64; REPORT_ORDERS],
+}
+
+impl Default for ReportCounts {
+    fn default() -> ReportCounts {
+        ReportCounts {
+            isolated: [0; REPORT_ORDERS],
+            putback: [0; REPORT_ORDERS],
+        }
+    }
 }
 
 /// Nodes whose free pages `kind::NODE_FREE_PAGES` reports (0..this).
@@ -218,6 +258,39 @@ pub mod arg {
     /// `enum migrate_reason` (MR_MEMORY_HOTPLUG = 2 on 6.1-7.2).
     pub const MMP_REASON: usize = 2;
 
+    // page_reporting_process (a report cycle), totals of the cycle from the per-CPU gate.
+    /// Report callback calls made during the cycle.
+    pub const PRC_REPORTS: usize = 0;
+    /// Bytes handed to the host (sum of the scatterlist lengths of those calls).
+    pub const PRC_BYTES: usize = 1;
+    /// Pages (PAGE_SIZE) isolated for reporting during the cycle.
+    pub const PRC_ISOLATED_PAGES: usize = 2;
+    /// Report calls that failed (non-zero return: pages put back unreported).
+    pub const PRC_FAILED: usize = 3;
+    /// 1 when the totals are known (the cycle ended on the CPU it began on), else 0.
+    pub const PRC_TOTALS_KNOWN: usize = 4;
+
+    // The report callback (prdev, struct scatterlist *sgl, unsigned int nents).
+    pub const PR_NENTS: usize = 0;
+    /// Sum of `sgl[i].length`, i < min(nents, REPORT_MAX_NENTS).
+    pub const PR_BYTES: usize = 1;
+    /// Node and zone index of the first entry's page (`page->flags`); u64::MAX unknown.
+    /// All entries of one call come from one zone (page_reporting_process_zone).
+    pub const PR_NODE: usize = 2;
+    pub const PR_ZONE: usize = 3;
+    /// Bit n set when an entry of order n (length PAGE_SIZE << n) is in the list.
+    pub const PR_ORDER_MASK: usize = 4;
+    /// First entry's pfn (u64::MAX unknown).
+    pub const PR_FIRST_PFN: usize = 5;
+
+    // page_reporting_register(prdev), read at exit.
+    /// The kernel variable `page_reporting_order` (u64::MAX when its address is unknown).
+    pub const PRR_ORDER: usize = 0;
+    /// `prdev->order` (the device's wish; PAGE_REPORTING_ORDER_UNSPECIFIED = -1 or 0: none).
+    pub const PRR_DEVICE_ORDER: usize = 1;
+    /// `prdev->capacity` (7.x; u64::MAX where the member does not exist).
+    pub const PRR_CAPACITY: usize = 2;
+
     // node free pages around __add_pages
     pub const NFP_NODE: usize = 0;
     pub const NFP_FREE_PAGES: usize = 1;
@@ -315,6 +388,21 @@ pub struct KernelOffsets {
     /// `zone.pages_with_online_memmap` (kernels that derive contiguity from it; NO_OFFSET on
     /// 6.1, 6.12 and 7.2).
     pub zone_pages_with_online_memmap: u64,
+    /// Where the node and zone sit in `page->flags` (bit and width; width 0: unknown).
+    pub page_flags_node_shift: u64,
+    pub page_flags_node_bits: u64,
+    pub page_flags_zone_shift: u64,
+    pub page_flags_zone_bits: u64,
+    /// `struct scatterlist`: size, `page_link`, `length`.
+    pub sg_size: u64,
+    pub sg_page_link: u64,
+    pub sg_length: u64,
+    /// `struct page_reporting_dev_info` members (`capacity`: 7.x only).
+    pub prdev_order: u64,
+    pub prdev_capacity: u64,
+    /// Address of the kernel variable `page_reporting_order` (from /proc/kallsyms; 0 when
+    /// unknown).
+    pub page_reporting_order_addr: u64,
 }
 
 impl KernelOffsets {
@@ -360,6 +448,16 @@ impl KernelOffsets {
         tp_mmp_failed: NO_OFFSET,
         tp_mmp_reason: NO_OFFSET,
         zone_pages_with_online_memmap: NO_OFFSET,
+        page_flags_node_shift: 0,
+        page_flags_node_bits: 0,
+        page_flags_zone_shift: 0,
+        page_flags_zone_bits: 0,
+        sg_size: 0,
+        sg_page_link: NO_OFFSET,
+        sg_length: NO_OFFSET,
+        prdev_order: NO_OFFSET,
+        prdev_capacity: NO_OFFSET,
+        page_reporting_order_addr: 0,
     };
 }
 
@@ -368,4 +466,5 @@ mod user {
     // SAFETY: plain #[repr(C)] integers, no padding, no pointers.
     unsafe impl aya::Pod for super::RawEvent {}
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::ReportCounts {}
 }

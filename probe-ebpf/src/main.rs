@@ -31,9 +31,10 @@ use aya_ebpf::{
     EbpfContext,
 };
 use aya_log_ebpf::warn;
+use probe_common::ReportCounts;
 use probe_common::{
     arg, kind, KernelOffsets, RawEvent, BPF_RB_NO_WAKEUP, NODE_FREE_MAX_NODES, NODE_FREE_MAX_ZONES,
-    NO_OFFSET, SLOWPATH_SLOTS, ZONES_PER_NODE,
+    NO_OFFSET, REPORT_MAX_NENTS, REPORT_NODES, REPORT_ORDERS, REPORT_SLOTS, SLOWPATH_SLOTS, ZONES_PER_NODE,
 };
 
 /// Written by userspace before load (`EbpfLoader::set_global`).
@@ -81,6 +82,34 @@ static STEP_CTL: Array<u64> = Array::with_max_entries(1, 0);
 /// Slow-path `__pageblock_pfn_to_page` calls per zone (`node * ZONES_PER_NODE + zone`).
 #[map]
 static SLOWPATH: PerCpuArray<u64> = PerCpuArray::with_max_entries(SLOWPATH_SLOTS, 0);
+
+/// The per-CPU free-page-reporting gate: the thread inside `page_reporting_process` on this
+/// CPU (0: none), and that cycle's running totals. `__isolate_free_page` and
+/// `__putback_isolated_page` are also called by compaction, page isolation and CMA: outside
+/// a report cycle their programs return after this one per-CPU read. The thread id check
+/// keeps out tasks that run on the CPU while the report worker sleeps waiting for the host.
+#[map]
+static REPORT_CYCLE: PerCpuArray<Cycle> = PerCpuArray::with_max_entries(1, 0);
+
+/// Pages isolated for reporting and put back, per zone (`node * ZONES_PER_NODE + zone`) and
+/// order; sampled by userspace.
+#[map]
+static REPORTED: PerCpuArray<ReportCounts> = PerCpuArray::with_max_entries(REPORT_SLOTS, 0);
+
+/// `__page_reporting_notify` calls (free page reporting requested: a free of an order >=
+/// page_reporting_order); sampled by userspace.
+#[map]
+static REPORT_REQUESTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Cycle {
+    tid: u64,
+    reports: u64,
+    bytes: u64,
+    isolated_pages: u64,
+    failed: u64,
+}
 
 const NR_SAVED: usize = 6;
 
@@ -192,6 +221,12 @@ const fn args_used(kind: u32) -> (usize, u32) {
         kind::WALK_SYSTEM_RAM_RANGE => (3, 0b100),
         // dump_page(struct page *page, const char *reason)
         kind::DUMP_PAGE => (2, 0b11),
+        // page_reporting_process(struct work_struct *work): nothing read.
+        kind::PAGE_REPORTING_PROCESS => (0, 0),
+        // report(struct page_reporting_dev_info *prdev, struct scatterlist *sgl, unsigned int nents)
+        kind::PAGE_REPORT => (3, 0b011),
+        // page_reporting_register(struct page_reporting_dev_info *prdev)
+        kind::PAGE_REPORTING_REGISTER => (1, 0b1),
         _ => (0, 0),
     }
 }
@@ -411,6 +446,10 @@ fn on_entry<C: Args>(ctx: &C, kind: u32) -> u32 {
         }
         kind::ONLINE_PAGES | kind::OFFLINE_PAGES => {
             adjust_step_count(1);
+            (0, 0)
+        }
+        kind::PAGE_REPORTING_PROCESS => {
+            open_report_cycle(bpf_get_current_pid_tgid());
             (0, 0)
         }
         // The memory_block around its `dev`; what was asked (reset at exit), and for an
@@ -674,10 +713,219 @@ fn on_exit<C: EbpfContext>(ctx: &C, kind: u32, raw_ret: u64) -> u32 {
             ev.args[arg::DP_REASON] = u64::from_le_bytes(lo);
             ev.args[arg::DP_REASON + 1] = u64::from_le_bytes(hi);
         }
+        kind::PAGE_REPORTING_PROCESS => {
+            let cycle = close_report_cycle(pid_tgid);
+            ev.args[arg::PRC_TOTALS_KNOWN] = cycle.is_some() as u64;
+            if let Some(c) = cycle {
+                ev.args[arg::PRC_REPORTS] = c.reports;
+                ev.args[arg::PRC_BYTES] = c.bytes;
+                ev.args[arg::PRC_ISOLATED_PAGES] = c.isolated_pages;
+                ev.args[arg::PRC_FAILED] = c.failed;
+            }
+        }
+        kind::PAGE_REPORT => {
+            ev.ret = errno_of(raw_ret, false);
+            fill_report(&mut ev, a[1], a[2] as u32 as u64);
+            if let Some(c) = current_cycle(pid_tgid) {
+                unsafe {
+                    (*c).reports += 1;
+                    (*c).bytes += ev.args[arg::PR_BYTES];
+                    if ev.ret != 0 {
+                        (*c).failed += 1;
+                    }
+                }
+            }
+        }
+        kind::PAGE_REPORTING_REGISTER => {
+            ev.ret = errno_of(raw_ret, false);
+            let addr = off!(page_reporting_order_addr);
+            ev.args[arg::PRR_ORDER] = if addr != 0 {
+                kread::<u32>(addr, 0) as u64
+            } else {
+                u64::MAX
+            };
+            ev.args[arg::PRR_DEVICE_ORDER] = kread::<u32>(a[0], off!(prdev_order)) as u64;
+            ev.args[arg::PRR_CAPACITY] = if off!(prdev_capacity) == NO_OFFSET {
+                u64::MAX
+            } else {
+                kread::<u32>(a[0], off!(prdev_capacity)) as u64
+            };
+        }
         _ => return 0,
     }
     emit(ctx, &ev);
     0
+}
+
+// ---- free page reporting -------------------------------------------------------------------
+
+#[inline(always)]
+fn open_report_cycle(pid_tgid: u64) {
+    if let Some(p) = REPORT_CYCLE.get_ptr_mut(0) {
+        unsafe {
+            *p = Cycle {
+                tid: pid_tgid as u32 as u64,
+                reports: 0,
+                bytes: 0,
+                isolated_pages: 0,
+                failed: 0,
+            }
+        };
+    }
+}
+
+/// The cycle the current thread runs on this CPU, if it is inside page_reporting_process
+/// here. Outside a cycle: one per-CPU array read and a compare.
+#[inline(always)]
+fn current_cycle(pid_tgid: u64) -> Option<*mut Cycle> {
+    let p = REPORT_CYCLE.get_ptr_mut(0)?;
+    let tid = unsafe { (*p).tid };
+    if tid == 0 || tid != pid_tgid as u32 as u64 {
+        return None;
+    }
+    Some(p)
+}
+
+/// Ends the cycle: its totals, when it ends on the CPU it began on (a bound kworker does,
+/// unless the CPU went offline meanwhile).
+#[inline(always)]
+fn close_report_cycle(pid_tgid: u64) -> Option<Cycle> {
+    let p = current_cycle(pid_tgid)?;
+    let c = unsafe { *p };
+    unsafe { (*p).tid = 0 };
+    Some(c)
+}
+
+/// A page's node and zone from `page->flags` (the layout userspace derived from BTF).
+#[inline(always)]
+fn page_node_zone(page: u64) -> (u64, u64) {
+    let zone_bits = off!(page_flags_zone_bits);
+    let node_bits = off!(page_flags_node_bits);
+    if page == 0 || zone_bits == 0 || zone_bits > 8 || node_bits > 16 || off!(page_flags) == NO_OFFSET {
+        return (u64::MAX, u64::MAX);
+    }
+    let flags: u64 = kread(page, off!(page_flags));
+    let zone = (flags >> (off!(page_flags_zone_shift) & 63)) & ((1 << zone_bits) - 1);
+    let node = if node_bits == 0 {
+        0
+    } else {
+        (flags >> (off!(page_flags_node_shift) & 63)) & ((1 << node_bits) - 1)
+    };
+    (node, zone)
+}
+
+/// The report callback's scatterlist: entries, bytes, the zone of its pages, their orders.
+#[inline(always)]
+fn fill_report(ev: &mut RawEvent, sgl: u64, nents: u64) {
+    ev.args[arg::PR_NENTS] = nents;
+    ev.args[arg::PR_NODE] = u64::MAX;
+    ev.args[arg::PR_ZONE] = u64::MAX;
+    ev.args[arg::PR_FIRST_PFN] = u64::MAX;
+    let size = off!(sg_size);
+    let len_off = off!(sg_length);
+    if sgl == 0 || size == 0 || len_off == NO_OFFSET {
+        return;
+    }
+    let mut bytes = 0u64;
+    let mut orders = 0u64;
+    let mut i = 0;
+    while i < REPORT_MAX_NENTS && i < nents {
+        let len = kread::<u32>(sgl + i * size, len_off) as u64;
+        bytes += len;
+        let pages = len >> 12;
+        if pages != 0 {
+            // log2 of a power of two: the entry's order.
+            let order = 63 - pages.leading_zeros() as u64;
+            orders |= 1 << (order & 63);
+        }
+        i += 1;
+    }
+    ev.args[arg::PR_BYTES] = bytes;
+    ev.args[arg::PR_ORDER_MASK] = orders;
+    let link_off = off!(sg_page_link);
+    if link_off != NO_OFFSET {
+        // sg_page(): page_link without its SG_CHAIN/SG_END bits.
+        let page = kread::<u64>(sgl, link_off) & !3;
+        let (node, zone) = page_node_zone(page);
+        ev.args[arg::PR_NODE] = node;
+        ev.args[arg::PR_ZONE] = zone;
+        ev.args[arg::PR_FIRST_PFN] = page_pfn(page);
+    }
+}
+
+/// Counts one isolation (`putback` false) or put-back of a 2^order block for its zone, if the
+/// current thread is inside a report cycle on this CPU.
+#[inline(always)]
+fn count_reported(page: u64, order: u64, putback: bool) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(c) = current_cycle(pid_tgid) else {
+        return 0;
+    };
+    if !putback {
+        unsafe { (*c).isolated_pages += 1 << (order & 31) };
+    }
+    let (node, zone) = page_node_zone(page);
+    let slot = if node < REPORT_NODES as u64 && zone < ZONES_PER_NODE as u64 {
+        (node * ZONES_PER_NODE as u64 + zone) as u32
+    } else {
+        REPORT_SLOTS - 1
+    };
+    let o = if order < REPORT_ORDERS as u64 {
+        order as usize
+    } else {
+        REPORT_ORDERS - 1
+    };
+    if let Some(p) = REPORTED.get_ptr_mut(slot) {
+        unsafe {
+            if putback {
+                (*p).putback[o] += 1;
+            } else {
+                (*p).isolated[o] += 1;
+            }
+        }
+    }
+    0
+}
+
+// __isolate_free_page(struct page *page, unsigned int order),
+// __putback_isolated_page(struct page *page, unsigned int order, int mt): entry only.
+#[fentry]
+pub fn isolate_free_page_fentry(ctx: FEntryContext) -> u32 {
+    count_reported(ctx.ptr_arg(0), Args::arg(&ctx, 1) as u32 as u64, false)
+}
+
+#[kprobe]
+pub fn isolate_free_page_kprobe(ctx: ProbeContext) -> u32 {
+    count_reported(ctx.ptr_arg(0), Args::arg(&ctx, 1) as u32 as u64, false)
+}
+
+#[fentry]
+pub fn putback_isolated_page_fentry(ctx: FEntryContext) -> u32 {
+    count_reported(ctx.ptr_arg(0), Args::arg(&ctx, 1) as u32 as u64, true)
+}
+
+#[kprobe]
+pub fn putback_isolated_page_kprobe(ctx: ProbeContext) -> u32 {
+    count_reported(ctx.ptr_arg(0), Args::arg(&ctx, 1) as u32 as u64, true)
+}
+
+#[inline(always)]
+fn count_request() -> u32 {
+    if let Some(p) = REPORT_REQUESTS.get_ptr_mut(0) {
+        unsafe { *p += 1 };
+    }
+    0
+}
+
+// __page_reporting_notify(void): a free at or above page_reporting_order asked for reporting.
+#[fentry]
+pub fn page_reporting_notify_fentry(_ctx: FEntryContext) -> u32 {
+    count_request()
+}
+
+#[kprobe]
+pub fn page_reporting_notify_kprobe(_ctx: ProbeContext) -> u32 {
+    count_request()
 }
 
 /// Return value of an fexit-traced function (0 for void functions).
@@ -877,6 +1125,29 @@ traced!(
     dump_page_fexit,
     dump_page_kprobe,
     dump_page_kretprobe
+);
+traced!(
+    kind::PAGE_REPORTING_PROCESS,
+    page_reporting_process_fentry,
+    page_reporting_process_fexit,
+    page_reporting_process_kprobe,
+    page_reporting_process_kretprobe
+);
+// The virtio-balloon report callback, in the virtio_balloon module: only the kprobe pair
+// attaches (see probes.rs); the fentry pair is there for a loader that can pass module BTF.
+traced!(
+    kind::PAGE_REPORT,
+    free_page_report_fentry,
+    free_page_report_fexit,
+    free_page_report_kprobe,
+    free_page_report_kretprobe
+);
+traced!(
+    kind::PAGE_REPORTING_REGISTER,
+    page_reporting_register_fentry,
+    page_reporting_register_fexit,
+    page_reporting_register_kprobe,
+    page_reporting_register_kretprobe
 );
 
 // ---- offline_pages' tracepoints --------------------------------------------------------------

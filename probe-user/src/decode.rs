@@ -282,6 +282,30 @@ pub fn decode_with(ctx: &DecodeCtx, raw: &RawEvent) -> Result<Event, DecodeError
             },
             window_pfn: a[arg::NFP_WINDOW_PFN],
         },
+        kind::PAGE_REPORTING_REGISTER => Op::ReportingRegister {
+            order: (a[arg::PRR_ORDER] != u64::MAX).then_some(a[arg::PRR_ORDER] as u32),
+            device_order: a[arg::PRR_DEVICE_ORDER] as u32 as i32,
+            capacity: (a[arg::PRR_CAPACITY] != u64::MAX).then_some(a[arg::PRR_CAPACITY] as u32),
+            ret: raw.ret,
+        },
+        kind::PAGE_REPORTING_PROCESS => Op::ReportingCycle {
+            totals_known: a[arg::PRC_TOTALS_KNOWN] != 0,
+            reports: a[arg::PRC_REPORTS] as u32,
+            failed: a[arg::PRC_FAILED] as u32,
+            bytes: a[arg::PRC_BYTES],
+            isolated_pages: a[arg::PRC_ISOLATED_PAGES],
+        },
+        kind::PAGE_REPORT => Op::PageReport {
+            zone: (a[arg::PR_ZONE] <= u8::MAX as u64 && a[arg::PR_NODE] != u64::MAX).then(|| ZoneId {
+                node: a[arg::PR_NODE] as i64 as i32,
+                zone: a[arg::PR_ZONE] as u8,
+            }),
+            nents: a[arg::PR_NENTS] as u32,
+            bytes: a[arg::PR_BYTES],
+            orders: a[arg::PR_ORDER_MASK] as u32,
+            first_pfn: (a[arg::PR_FIRST_PFN] != u64::MAX).then_some(a[arg::PR_FIRST_PFN]),
+            ret: raw.ret,
+        },
         other => return Err(DecodeError::UnknownKind(other)),
     };
     Ok(Event {
@@ -662,6 +686,107 @@ mod tests {
                 window_pfn: 0x100000
             }
         );
+    }
+
+    #[test]
+    fn free_page_reporting_decodes() {
+        let r = raw(
+            kind::PAGE_REPORT,
+            0,
+            &[
+                (arg::PR_NENTS, 32),
+                (arg::PR_BYTES, 64 << 20),
+                (arg::PR_NODE, 1),
+                (arg::PR_ZONE, 3),
+                (arg::PR_ORDER_MASK, 1 << 9),
+                (arg::PR_FIRST_PFN, 0x100200),
+            ],
+        );
+        let ev = decode(&r).unwrap();
+        assert_eq!(ev.duration_ns, 1_000, "the ack wait is the event's duration");
+        assert_eq!(
+            ev.op,
+            Op::PageReport {
+                zone: Some(ZoneId { node: 1, zone: 3 }),
+                nents: 32,
+                bytes: 64 << 20,
+                orders: 1 << 9,
+                first_pfn: Some(0x100200),
+                ret: 0,
+            }
+        );
+        // An unreadable page: no zone, no pfn; a failed report keeps its errno.
+        let r = raw(
+            kind::PAGE_REPORT,
+            -5,
+            &[
+                (arg::PR_NENTS, 3),
+                (arg::PR_NODE, u64::MAX),
+                (arg::PR_ZONE, u64::MAX),
+                (arg::PR_FIRST_PFN, u64::MAX),
+            ],
+        );
+        match decode(&r).unwrap().op {
+            Op::PageReport {
+                zone, first_pfn, ret, ..
+            } => assert_eq!((zone, first_pfn, ret), (None, None, -5)),
+            other => panic!("{other:?}"),
+        }
+
+        let r = raw(
+            kind::PAGE_REPORTING_PROCESS,
+            0,
+            &[
+                (arg::PRC_REPORTS, 8),
+                (arg::PRC_BYTES, 512 << 20),
+                (arg::PRC_ISOLATED_PAGES, 512 << 8),
+                (arg::PRC_FAILED, 1),
+                (arg::PRC_TOTALS_KNOWN, 1),
+            ],
+        );
+        assert_eq!(
+            decode(&r).unwrap().op,
+            Op::ReportingCycle {
+                totals_known: true,
+                reports: 8,
+                failed: 1,
+                bytes: 512 << 20,
+                isolated_pages: 512 << 8,
+            }
+        );
+
+        // 6.12: no capacity member; order from kallsyms.
+        let r = raw(
+            kind::PAGE_REPORTING_REGISTER,
+            0,
+            &[
+                (arg::PRR_ORDER, 9),
+                (arg::PRR_DEVICE_ORDER, u32::MAX as u64),
+                (arg::PRR_CAPACITY, u64::MAX),
+            ],
+        );
+        assert_eq!(
+            decode(&r).unwrap().op,
+            Op::ReportingRegister {
+                order: Some(9),
+                device_order: -1,
+                capacity: None,
+                ret: 0,
+            }
+        );
+        let r = raw(
+            kind::PAGE_REPORTING_REGISTER,
+            0,
+            &[
+                (arg::PRR_ORDER, u64::MAX),
+                (arg::PRR_DEVICE_ORDER, 0),
+                (arg::PRR_CAPACITY, 32),
+            ],
+        );
+        match decode(&r).unwrap().op {
+            Op::ReportingRegister { order, capacity, .. } => assert_eq!((order, capacity), (None, Some(32))),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

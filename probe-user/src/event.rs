@@ -280,6 +280,67 @@ pub enum Op {
         /// Time spent in them, ns.
         run_time_ns: u64,
     },
+    /// `page_reporting_register`: a free page reporting device (virtio-balloon with
+    /// `free-page-reporting=on`) registered, and the reporting order was chosen.
+    ReportingRegister {
+        /// `page_reporting_order` after the call: blocks of at least 2^order pages are
+        /// reported (None when its address was not in /proc/kallsyms).
+        order: Option<u32>,
+        /// `prdev->order`, the device's wish (-1, or 0 on 6.1: none).
+        device_order: i32,
+        /// `prdev->capacity`: scatterlist entries per report at most (7.x; None before,
+        /// where it is PAGE_REPORTING_CAPACITY, 32).
+        capacity: Option<u32>,
+        ret: i32,
+    },
+    /// `page_reporting_process`: one free page reporting cycle (every zone's free lists
+    /// walked); the event's duration is the cycle's, host waits included.
+    ReportingCycle {
+        /// False when the cycle ended on another CPU than it began on: the totals below
+        /// are then unknown (0).
+        totals_known: bool,
+        /// Report callback calls during the cycle, and how many failed.
+        reports: u32,
+        failed: u32,
+        /// Bytes handed to the host (the reports' scatterlist lengths).
+        bytes: u64,
+        /// Pages (PAGE_SIZE) isolated from the free lists for reporting.
+        isolated_pages: u64,
+    },
+    /// The device's report callback (`virtballoon_free_page_report`): one batch of free
+    /// pages handed to the host. The event's duration is the time the guest waited for the
+    /// host's acknowledgement.
+    PageReport {
+        /// The zone of the batch's pages (one zone per batch); None when unreadable.
+        zone: Option<ZoneId>,
+        /// Scatterlist entries (free blocks) in the batch.
+        nents: u32,
+        /// Bytes: the sum of the entries' lengths.
+        bytes: u64,
+        /// Bit n set when the batch has a block of order n.
+        orders: u32,
+        /// First block's pfn (None when unknown).
+        first_pfn: Option<u64>,
+        ret: i32,
+    },
+    /// Blocks of 2^order pages taken off a zone's free lists for reporting
+    /// (`__isolate_free_page`) and put back after the report (`__putback_isolated_page`) so
+    /// far (a periodic counter sample of per-CPU counters, not a call).
+    ReportedPagesSample {
+        zone: ZoneId,
+        order: u8,
+        /// Blocks isolated since tracing began.
+        isolated: u64,
+        /// Blocks put back since tracing began.
+        putback: u64,
+    },
+    /// `__page_reporting_notify` calls so far: how often reporting was requested (a
+    /// periodic counter sample).
+    ReportingRequestsSample { calls: u64 },
+    /// `page_reporting_order` as /sys/module/page_reporting/parameters/page_reporting_order
+    /// shows it (read at start and whenever it changes): -1, 4294967295 (6.12) or 11 (6.1,
+    /// MAX_ORDER) before a device registered.
+    ReportingOrderSample { order: i64 },
 }
 
 /// `enum memory_type` (dev_pagemap.type), stable across 6.1-7.2.
@@ -330,6 +391,12 @@ impl Op {
             Op::SlowPathSample { .. } => "__pageblock_pfn_to_page",
             Op::LostEventsSample { .. } => "ring buffer",
             Op::ProbeCostSample { .. } => "bpf run-time stats",
+            Op::ReportingRegister { .. } => "page_reporting_register",
+            Op::ReportingCycle { .. } => "page_reporting_process",
+            Op::PageReport { .. } => "virtballoon_free_page_report",
+            Op::ReportedPagesSample { .. } => "__isolate_free_page",
+            Op::ReportingRequestsSample { .. } => "__page_reporting_notify",
+            Op::ReportingOrderSample { .. } => "page_reporting_order (sysfs)",
         }
     }
 }

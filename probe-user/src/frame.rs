@@ -70,6 +70,9 @@ pub struct ZoneFrame {
     pub spanned: u64,
     pub present: u64,
     pub managed: u64,
+    /// Free pages ("pages free"); absent from recordings made before it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free: Option<u64>,
 }
 
 /// Reads the frame below `root` ("/" on a host; a fixture tree in tests).
@@ -196,6 +199,7 @@ pub fn parse_zoneinfo(text: &str) -> Vec<ZoneFrame> {
                         spanned: 0,
                         present: 0,
                         managed: 0,
+                        free: None,
                     });
                 }
             }
@@ -206,6 +210,10 @@ pub fn parse_zoneinfo(text: &str) -> Vec<ZoneFrame> {
         let (Some(key), Some(value)) = (words.next(), words.next()) else {
             continue;
         };
+        if let ("pages", "free", Some(Ok(v))) = (key, value, words.next().map(str::parse::<u64>)) {
+            zone.free = Some(v);
+            continue;
+        }
         let Ok(value) = value.parse::<u64>() else { continue };
         match key {
             "spanned" => zone.spanned = value,
@@ -255,7 +263,8 @@ Node 1, zone   Device
                 start_pfn: Some(1),
                 spanned: 4095,
                 present: 3998,
-                managed: 3840
+                managed: 3840,
+                free: Some(3840),
             }
         );
         assert_eq!(

@@ -253,6 +253,17 @@ pub fn resolve_layout(btf: &KernelBtf) -> Layout {
     );
     member("trace_event_raw_mm_migrate_pages", "failed", &mut o.tp_mmp_failed);
     member("trace_event_raw_mm_migrate_pages", "reason", &mut o.tp_mmp_reason);
+    member("scatterlist", "page_link", &mut o.sg_page_link);
+    member("scatterlist", "length", &mut o.sg_length);
+    member("page_reporting_dev_info", "order", &mut o.prdev_order);
+    // Optional: 7.x has a per-device capacity, older kernels PAGE_REPORTING_CAPACITY.
+    if let Ok(v) = btf.member_offset("page_reporting_dev_info", "capacity") {
+        o.prdev_capacity = v;
+    }
+    match btf.struct_size("scatterlist") {
+        Ok(v) => o.sg_size = v,
+        Err(_) => missing.push("scatterlist (size)".into()),
+    }
     // Optional: only kernels that count online memmap pages per zone have it.
     let contiguity_from_counter = match btf.member_offset("zone", "pages_with_online_memmap") {
         Ok(v) => {
@@ -293,6 +304,15 @@ pub fn resolve_layout(btf: &KernelBtf) -> Layout {
         }
     };
     let page_flags = page_flags_layout(btf, o.max_nr_zones);
+    match &page_flags {
+        Some(l) if l.zone_bits > 0 => {
+            o.page_flags_node_shift = l.node_shift.into();
+            o.page_flags_node_bits = l.node_bits.into();
+            o.page_flags_zone_shift = l.zone_shift.into();
+            o.page_flags_zone_bits = l.zone_bits.into();
+        }
+        _ => missing.push(PAGE_FLAGS_ZONE.into()),
+    }
     let decode = crate::decode::DecodeCtx::from_memory_block_state(
         btf.enum_values("memory_block_state").ok().as_deref(),
     );
@@ -318,6 +338,9 @@ pub fn resolve_layout(btf: &KernelBtf) -> Layout {
 /// Names of what `resolve_layout` may list as missing besides struct members.
 pub const NR_FREE_PAGES: &str = "enum zone_stat_item.NR_FREE_PAGES";
 pub const MAX_NR_ZONES: &str = "enum zone_type.__MAX_NR_ZONES";
+/// Where node and zone sit in `page->flags` (derived from `enum pageflags`, MAX_NUMNODES and
+/// MAX_NR_ZONES; see `page_flags_layout`).
+pub const PAGE_FLAGS_ZONE: &str = "page->flags node/zone layout";
 
 fn enum_value(values: &[(String, u64)], name: &str) -> Option<u64> {
     values.iter().find(|(n, _)| n == name).map(|(_, v)| *v)

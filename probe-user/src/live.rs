@@ -105,6 +105,11 @@ struct Sampler {
     last: std::collections::BTreeMap<ZoneId, u64>,
     lost: u64,
     costs: std::collections::BTreeMap<String, u64>,
+    /// Free page reporting: blocks isolated/put back per (zone, order), requests, and the
+    /// order as sysfs shows it.
+    reported: std::collections::BTreeMap<(ZoneId, u8), (u64, u64)>,
+    requests: u64,
+    order_param: Option<i64>,
 }
 
 impl Sampler {
@@ -138,6 +143,48 @@ impl Sampler {
                         run_time_ns: cost.run_time_ns,
                     },
                 })?;
+            }
+        }
+        let order = std::fs::read_to_string(crate::probes::PAGE_REPORTING_ORDER_PARAM)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok());
+        if order.is_some() && order != self.order_param {
+            self.order_param = order;
+            on_event(Event {
+                ts_ns: now,
+                duration_ns: 0,
+                tid: 0,
+                op: Op::ReportingOrderSample {
+                    order: order.unwrap_or_default(),
+                },
+            })?;
+        }
+        if let Some(calls) = tracer.reporting_requests().filter(|&c| c > self.requests) {
+            self.requests = calls;
+            on_event(Event {
+                ts_ns: now,
+                duration_ns: 0,
+                tid: 0,
+                op: Op::ReportingRequestsSample { calls },
+            })?;
+        }
+        for (zone, counts) in tracer.reporting_counts(nodes) {
+            for order in 0..probe_common::REPORT_ORDERS {
+                let now_counts = (counts.isolated[order], counts.putback[order]);
+                let key = (zone, order as u8);
+                if now_counts != (0, 0) && self.reported.insert(key, now_counts) != Some(now_counts) {
+                    on_event(Event {
+                        ts_ns: now,
+                        duration_ns: 0,
+                        tid: 0,
+                        op: Op::ReportedPagesSample {
+                            zone,
+                            order: order as u8,
+                            isolated: now_counts.0,
+                            putback: now_counts.1,
+                        },
+                    })?;
+                }
             }
         }
         for (zone, calls) in tracer.slowpath_calls(nodes) {

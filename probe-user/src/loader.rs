@@ -8,7 +8,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
 };
 use log::{debug, warn};
-use probe_common::{SLOWPATH_SLOTS, ZONES_PER_NODE};
+use probe_common::{ReportCounts, REPORT_NODES, REPORT_ORDERS, SLOWPATH_SLOTS, ZONES_PER_NODE};
 
 use crate::{
     decode::DecodeCtx,
@@ -17,6 +17,7 @@ use crate::{
     kallsyms,
     kernel_btf::{self, KernelBtf, TypeFacts},
     model::ProbeCost,
+    probes::{module_of, INSIDE_REPORT_CYCLE, PAGE_REPORTING_ORDER_SYM, PAGE_REPORTING_PROCESS},
     probes::{
         off_by_default, Attempt, FailureCoverage, Method, ProbeSpec, ProbeStatus, Way, ADD_PAGES,
         INSIDE_OFFLINE_PAGES, NODE_DATA, NODE_FREE_PAGES, OFFLINE_PAGES, PROBES, VMEMMAP_BASE,
@@ -133,6 +134,53 @@ impl Tracer {
         }
         out
     }
+
+    /// Free page reporting's per-zone counters so far (summed over CPUs), for the zones of
+    /// `nodes` that have any: isolated and put-back blocks per order.
+    pub fn reporting_counts(&self, nodes: &[i32]) -> Vec<(ZoneId, ReportCounts)> {
+        let Some(map) = self.ebpf.as_ref().and_then(|e| e.map("REPORTED")) else {
+            return Vec::new();
+        };
+        let Ok(counts) = PerCpuArray::<_, ReportCounts>::try_from(map) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for &node in nodes {
+            if node < 0 || node as u32 >= REPORT_NODES {
+                continue;
+            }
+            for zone in 0..ZONES_PER_NODE {
+                let slot = node as u32 * ZONES_PER_NODE + zone;
+                let Ok(per_cpu) = counts.get(&slot, 0) else {
+                    continue;
+                };
+                let mut sum = ReportCounts::default();
+                for c in per_cpu.iter() {
+                    for o in 0..REPORT_ORDERS {
+                        sum.isolated[o] += c.isolated[o];
+                        sum.putback[o] += c.putback[o];
+                    }
+                }
+                if sum != ReportCounts::default() {
+                    out.push((
+                        ZoneId {
+                            node,
+                            zone: zone as u8,
+                        },
+                        sum,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// `__page_reporting_notify` calls so far, summed over CPUs (None: not loaded).
+    pub fn reporting_requests(&self) -> Option<u64> {
+        let map = self.ebpf.as_ref()?.map("REPORT_REQUESTS")?;
+        let counts = PerCpuArray::<_, u64>::try_from(map).ok()?;
+        counts.get(&0, 0).ok().map(|v| v.iter().sum())
+    }
 }
 
 /// Loads and attaches what the running kernel allows. Never fails for a probe that cannot
@@ -178,6 +226,11 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
             &mut layout.offsets.vmemmap_base_addr,
         ),
         ("node_data", NODE_DATA, &mut layout.offsets.node_data_addr),
+        (
+            "page_reporting_order",
+            PAGE_REPORTING_ORDER_SYM,
+            &mut layout.offsets.page_reporting_order_addr,
+        ),
     ] {
         match kallsyms::address(symbol) {
             Ok(Some(addr)) => *slot = addr,
@@ -381,6 +434,17 @@ fn attach(
             Vec::new(),
         );
     }
+    if spec.needs.contains(&INSIDE_REPORT_CYCLE)
+        && !earlier
+            .iter()
+            .any(|p| p.name == PAGE_REPORTING_PROCESS && p.exact())
+    {
+        return ProbeStatus::failed(
+            spec,
+            "it counts only inside report cycles, and the page_reporting_process probe is not attached",
+            Vec::new(),
+        );
+    }
     let mut tried = Vec::new();
     for alt in spec.alternatives {
         let method = alt.way.method();
@@ -448,6 +512,11 @@ fn try_way(
             entry,
             exit,
         } => {
+            if let Some(module) = module_of(function) {
+                return Err(format!(
+                    "{function} is in the {module} module: fentry on module functions needs the module's BTF (/sys/kernel/btf/{module}) as attach_btf_obj_fd, which aya 0.13 cannot pass"
+                ));
+            }
             if !kbtf.has_function(function) {
                 return Err(NO_BTF_FUNC.into());
             }
@@ -458,7 +527,14 @@ fn try_way(
             entry,
             exit,
             ..
-        } => attach_kprobe_pair(ebpf, function, entry, exit).map_err(fail),
+        } => attach_kprobe_pair(ebpf, function, entry, exit).map_err(|e| match module_of(function) {
+            // A module function exists only while its module is loaded (a built-in one is
+            // in /sys/module too once it has parameters; then the kernel's error stands).
+            Some(module) if !Path::new("/sys/module").join(module).exists() => format!(
+                "the {module} module is not loaded (load it before mhpscope starts: probes attach at start)"
+            ),
+            _ => fail(e),
+        }),
         Way::Entry {
             method: Method::Fentry,
             function,

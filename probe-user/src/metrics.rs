@@ -169,7 +169,110 @@ fn write_stream(s: &Stream, enc: &mut DescriptorEncoder) -> fmt::Result {
     write_nodes(model, enc)?;
     write_blocks(model, enc)?;
     write_zones(model, enc)?;
+    let reporting_traced = header
+        .probes
+        .iter()
+        .any(|p| p.name == crate::probes::PAGE_REPORTING_PROCESS && p.attached);
+    write_reporting(model, reporting_traced, enc)?;
     write_answers(model, s.thresholds, enc)
+}
+
+/// Free page reporting: cycles, reports and the host's ack wait, bytes per zone and order.
+/// Exported when the cycles are traced or reporting events arrived (no series otherwise,
+/// rather than a false 0).
+fn write_reporting(model: &Model, traced: bool, enc: &mut DescriptorEncoder) -> fmt::Result {
+    let r = &model.reporting;
+    if !traced && !r.seen() {
+        return Ok(());
+    }
+    let doc = model.reporting_doc();
+    counter(
+        enc,
+        "mhpscope_reporting_cycles",
+        "Free page reporting cycles (page_reporting_process runs)",
+        doc.cycles.count,
+    )?;
+    histograms(
+        enc,
+        "mhpscope_reporting_cycle_duration",
+        "Time of each free page reporting cycle, host waits included",
+        vec![(Vec::new(), Hist::of(&r.cycles))],
+    )?;
+    histograms(
+        enc,
+        "mhpscope_reporting_host_ack_duration",
+        "Time the guest waited for the host to acknowledge each report (the report callback's time)",
+        vec![(Vec::new(), Hist::of(&r.acks))],
+    )?;
+    counters(
+        enc,
+        "mhpscope_reporting_reports",
+        "Reports to the host (the device's report callback) by result",
+        None,
+        vec![
+            (vec![("result", "ok".into())], doc.reports - doc.reports_failed),
+            (vec![("result", "error".into())], doc.reports_failed),
+        ],
+    )?;
+    counter(
+        enc,
+        "mhpscope_reporting_requests",
+        "Free page reporting requests (__page_reporting_notify: frees at or above page_reporting_order)",
+        doc.requests,
+    )?;
+    let l = &model.layout;
+    let zone_labels =
+        |id: &ZoneId| -> Labels { vec![("node", node(id.node)), ("zone", l.zone_name(id.zone))] };
+    // Every zone, 0 until it reports: a zone that never reports is an answer too.
+    let mut bytes: BTreeMap<ZoneId, u64> = model.zones.keys().map(|&id| (id, 0)).collect();
+    for (&id, z) in &r.zones {
+        *bytes.entry(id).or_default() += z.bytes;
+    }
+    counters(
+        enc,
+        "mhpscope_reporting_reported",
+        "Bytes handed to the host per zone (sum of the reports' scatterlist lengths)",
+        Some(Unit::Bytes),
+        bytes.iter().map(|(id, &v)| (zone_labels(id), v)).collect(),
+    )?;
+    let page = l.page_size;
+    let per_order = |f: &dyn Fn(&crate::model::reporting::OrderCounts) -> u64| -> Vec<(Labels, u64)> {
+        r.zones
+            .iter()
+            .flat_map(|(id, z)| {
+                z.orders.iter().map(move |(&o, c)| {
+                    let mut labels = zone_labels(id);
+                    labels.push(("order", o.to_string()));
+                    (labels, (f(c) << o) * page)
+                })
+            })
+            .collect()
+    };
+    counters(
+        enc,
+        "mhpscope_reporting_isolated",
+        "Bytes taken off the free lists for reporting per zone and order (__isolate_free_page \
+         inside report cycles; per-CPU counters sampled once a second)",
+        Some(Unit::Bytes),
+        per_order(&|c| c.isolated.total()),
+    )?;
+    counters(
+        enc,
+        "mhpscope_reporting_putback",
+        "Bytes put back on the free lists after reporting per zone and order \
+         (__putback_isolated_page inside report cycles)",
+        Some(Unit::Bytes),
+        per_order(&|c| c.putback.total()),
+    )?;
+    if let Some(order) = doc.registered.as_ref().and_then(|g| g.order) {
+        gauge(
+            enc,
+            "mhpscope_reporting_order",
+            "page_reporting_order chosen at page_reporting_register: blocks of 2^order pages and larger are reported",
+            order.into(),
+        )?;
+    }
+    Ok(())
 }
 
 /// Why attempts failed, how long added memory waited to be usable, what is still offline, and

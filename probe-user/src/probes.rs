@@ -268,6 +268,65 @@ const MEMORY_BLOCK: &[&str] = &[
 const IN_OFFLINE: &[&str] = &[INSIDE_OFFLINE_PAGES];
 pub const MEMMAP_INIT_ZONE_DEVICE: &str = "memmap_init_zone_device";
 
+/// Free page reporting's probes.
+pub const PAGE_REPORTING_PROCESS: &str = "page_reporting_process";
+pub const PAGE_REPORT: &str = "free_page_report";
+pub const PAGE_REPORTING_REGISTER: &str = "page_reporting_register";
+pub const ISOLATE_FREE_PAGE: &str = "isolate_free_page";
+pub const PUTBACK_ISOLATED_PAGE: &str = "putback_isolated_page";
+pub const PAGE_REPORTING_NOTIFY: &str = "page_reporting_notify";
+/// A `needs` entry: the counters count only inside report cycles, which the
+/// page_reporting_process probe opens and closes.
+pub const INSIDE_REPORT_CYCLE: &str = "page_reporting_process (attached)";
+/// The kallsyms symbol `page_reporting_order` (a data symbol: CONFIG_KALLSYMS_ALL).
+pub const PAGE_REPORTING_ORDER_SYM: &str = "page_reporting_order (kallsyms)";
+/// The sysfs parameter userspace reads the reporting order from.
+pub const PAGE_REPORTING_ORDER_PARAM: &str = "/sys/module/page_reporting/parameters/page_reporting_order";
+
+/// Traced functions that live in a module, and the module: they exist only while it is
+/// loaded, and mhpscope's fentry programs cannot attach to them (aya 0.13's `FEntry::load`
+/// resolves the function in vmlinux's BTF and cannot pass the module's BTF object,
+/// `/sys/kernel/btf/<module>`, as `attach_btf_obj_fd`), so their kprobe pair is the way.
+pub const MODULE_FUNCTIONS: &[(&str, &str)] = &[("virtballoon_free_page_report", "virtio_balloon")];
+
+/// The module a traced function lives in, if it is a module function.
+pub fn module_of(function: &str) -> Option<&'static str> {
+    MODULE_FUNCTIONS
+        .iter()
+        .find(|(f, _)| *f == function)
+        .map(|(_, m)| *m)
+}
+
+const REPORT_COUNTERS: &[&str] = &[
+    INSIDE_REPORT_CYCLE,
+    "page.flags",
+    crate::kernel_btf::PAGE_FLAGS_ZONE,
+];
+
+/// The per-CPU counter programs of one entry-only function: fentry, then kprobe.
+macro_rules! entry_counter {
+    ($func:literal, $prefix:literal, $loses:literal) => {
+        &[
+            Alternative {
+                way: Way::Entry {
+                    method: Method::Fentry,
+                    function: $func,
+                    program: concat!($prefix, "_fentry"),
+                },
+                loses: "",
+            },
+            Alternative {
+                way: Way::Entry {
+                    method: Method::Kprobe,
+                    function: $func,
+                    program: concat!($prefix, "_kprobe"),
+                },
+                loses: $loses,
+            },
+        ]
+    };
+}
+
 /// Attached in this order: a `Caller` alternative refers to a probe earlier in the list.
 pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
@@ -607,6 +666,79 @@ pub const PROBES: &[ProbeSpec] = &[
         needs: PGMAP,
         shows: "ZONE_DEVICE ranges torn down",
         alternatives: pair!("memunmap_pages", "memunmap_pages"),
+    },
+    ProbeSpec {
+        name: PAGE_REPORTING_REGISTER,
+        needs: &["page_reporting_dev_info.order"],
+        shows: "free page reporting device registered: the order chosen (page_reporting_order, from /proc/kallsyms), the device's order and capacity",
+        alternatives: pair!("page_reporting_register", "page_reporting_register"),
+    },
+    ProbeSpec {
+        name: PAGE_REPORTING_PROCESS,
+        needs: &[],
+        shows: "free page reporting cycles: duration, reports, bytes and pages handed to the host (opens the per-CPU gate of the isolate/put-back counters)",
+        alternatives: pair!("page_reporting_process", "page_reporting_process"),
+    },
+    ProbeSpec {
+        name: PAGE_REPORT,
+        needs: &[
+            "scatterlist (size)",
+            "scatterlist.length",
+            "scatterlist.page_link",
+            "page.flags",
+            crate::kernel_btf::PAGE_FLAGS_ZONE,
+        ],
+        shows: "each report to the host (virtio-balloon): scatterlist entries, bytes, zone, orders, and the time the guest waited for the host's ack",
+        alternatives: &[
+            Alternative {
+                way: Way::Pair {
+                    method: Method::Fentry,
+                    function: "virtballoon_free_page_report",
+                    entry: "free_page_report_fentry",
+                    exit: "free_page_report_fexit",
+                },
+                loses: "",
+            },
+            Alternative {
+                way: Way::Pair {
+                    method: Method::Kprobe,
+                    function: "virtballoon_free_page_report",
+                    entry: "free_page_report_kprobe",
+                    exit: "free_page_report_kretprobe",
+                },
+                loses: "a kprobe pair: the callback is in the virtio_balloon module and aya 0.13 cannot attach fentry to module functions (no module BTF as attach_btf_obj_fd); about 0.1 µs more per report, nothing lost",
+            },
+        ],
+    },
+    ProbeSpec {
+        name: ISOLATE_FREE_PAGE,
+        needs: REPORT_COUNTERS,
+        shows: "pages isolated for reporting per zone and order (per-CPU counters, only inside report cycles: elsewhere one per-CPU read)",
+        alternatives: entry_counter!(
+            "__isolate_free_page",
+            "isolate_free_page",
+            "several times the cost per call, also on compaction's calls outside report cycles"
+        ),
+    },
+    ProbeSpec {
+        name: PUTBACK_ISOLATED_PAGE,
+        needs: REPORT_COUNTERS,
+        shows: "reported pages put back on the free lists per zone and order (per-CPU counters, only inside report cycles)",
+        alternatives: entry_counter!(
+            "__putback_isolated_page",
+            "putback_isolated_page",
+            "several times the cost per call, also on page isolation's calls outside report cycles"
+        ),
+    },
+    ProbeSpec {
+        name: PAGE_REPORTING_NOTIFY,
+        needs: &[],
+        shows: "how often free page reporting is requested (frees at or above page_reporting_order; a per-CPU counter)",
+        alternatives: entry_counter!(
+            "__page_reporting_notify",
+            "page_reporting_notify",
+            "several times the cost per call, on frees of large blocks"
+        ),
     },
     ProbeSpec {
         name: MEMMAP_INIT_ZONE_DEVICE,

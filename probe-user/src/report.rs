@@ -18,6 +18,7 @@ use crate::{
 };
 
 mod answers;
+mod reporting;
 
 /// Inits closer together than this belong to one burst.
 pub const BURST_GAP_NS: u64 = 100_000_000;
@@ -92,6 +93,9 @@ pub struct Document {
     /// Why onlines and offlines failed, readiness of added memory, memmap headroom, zone
     /// decisions and the configuration audit.
     pub answers: Answers,
+    /// Free page reporting (None when nothing of it was seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting: Option<crate::model::reporting::ReportingDoc>,
 }
 
 /// One probe's eBPF programs: how often they ran and how long they took.
@@ -581,6 +585,7 @@ impl Document {
                     ..thresholds
                 },
             ),
+            reporting: model.reporting.seen().then(|| model.reporting_doc()),
         }
     }
 
@@ -686,6 +691,9 @@ impl Document {
         );
         section(&mut out, "Contiguity transitions", self.contiguity_table());
         answers::write_details(&mut out, &self.answers, self.page_size);
+        if let Some(r) = &self.reporting {
+            reporting::write_reporting(&mut out, r);
+        }
         section(
             &mut out,
             &with_left_out("Timeline", self.operations_left_out),

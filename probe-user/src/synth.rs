@@ -253,6 +253,7 @@ pub fn frame(blocks: u64, nodes: u64) -> Frame {
                 spanned: count * BLOCK_PAGES,
                 present: count * BLOCK_PAGES,
                 managed: count * BLOCK_PAGES * 98 / 100,
+                free: None,
             }
         })
         .collect();

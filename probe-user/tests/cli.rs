@@ -82,6 +82,7 @@ fn recording_lines() -> Vec<Line> {
                 spanned: 0,
                 present: 0,
                 managed: 0,
+                free: None,
             }],
             config: Default::default(),
         },

@@ -10,8 +10,8 @@ use std::{
 use jsonschema::Validator;
 use mhpscope::{
     event::{AddMoment, Event, NotifyAction, OnlineType, Op, ZoneId},
-    recording::{Line, FORMAT_VERSION},
     probes_doc::PROBES_SCHEMA_VERSION,
+    recording::{Line, FORMAT_VERSION},
     report::SCHEMA_VERSION,
 };
 use serde_json::{json, Value};
@@ -51,7 +51,10 @@ fn schema_files() -> [(&'static str, PathBuf); 3] {
 
 fn validator(of: &str) -> Validator {
     let files = schema_files();
-    let (_, path) = files.iter().find(|(name, _)| *name == of).expect("a known schema");
+    let (_, path) = files
+        .iter()
+        .find(|(name, _)| *name == of)
+        .expect("a known schema");
     validator_at(path)
 }
 
@@ -222,6 +225,43 @@ fn kinds_missing_from_the_fixtures_validate() {
             moment: AddMoment::Before,
             window_pfn: 0x100000,
         },
+        Op::ReportingRegister {
+            order: Some(9),
+            device_order: -1,
+            capacity: None,
+            ret: 0,
+        },
+        Op::ReportingCycle {
+            totals_known: true,
+            reports: 8,
+            failed: 0,
+            bytes: 512 << 20,
+            isolated_pages: 512 << 8,
+        },
+        Op::PageReport {
+            zone: Some(zone),
+            nents: 32,
+            bytes: 64 << 20,
+            orders: 1 << 9,
+            first_pfn: Some(0x100200),
+            ret: 0,
+        },
+        Op::PageReport {
+            zone: None,
+            nents: 1,
+            bytes: 2 << 20,
+            orders: 1 << 9,
+            first_pfn: None,
+            ret: -5,
+        },
+        Op::ReportedPagesSample {
+            zone,
+            order: 9,
+            isolated: 256,
+            putback: 256,
+        },
+        Op::ReportingRequestsSample { calls: 17 },
+        Op::ReportingOrderSample { order: -1 },
     ];
     for op in ops {
         let line = Line::Event(Event {

@@ -6,6 +6,7 @@ pub mod bursts;
 mod dense_map;
 pub mod page_flags;
 pub mod recent;
+pub mod reporting;
 pub mod span_checks;
 mod stats;
 
@@ -307,6 +308,8 @@ pub struct ZoneState {
     pub span: Span,
     pub present: Option<u64>,
     pub managed: Option<u64>,
+    /// Free pages (/proc/zoneinfo "pages free" of the latest frame).
+    pub free: Option<u64>,
     pub contiguous: Option<bool>,
     /// The latest span and contiguity changes (`--keep`); `seen()` counts all of them.
     pub span_changes: Recent<SpanChange>,
@@ -416,6 +419,8 @@ pub struct Model {
     pub attempts: Attempts,
     /// The hotplug configuration in force (the latest frame's).
     pub config: HotplugConfig,
+    /// Free page reporting.
+    pub reporting: reporting::Reporting,
     last_ts_ns: u64,
 }
 
@@ -447,6 +452,7 @@ impl Model {
             open_free: BTreeMap::new(),
             attempts: Attempts::default(),
             config: HotplugConfig::default(),
+            reporting: reporting::Reporting::default(),
             last_ts_ns: 0,
         }
     }
@@ -550,6 +556,7 @@ impl Model {
             });
             zone.present = Some(z.present);
             zone.managed = Some(z.managed);
+            zone.free = z.free.or(zone.free);
             if with_span {
                 zone.span = Span {
                     start_pfn: z.start_pfn.unwrap_or(0),
@@ -885,6 +892,12 @@ impl Model {
                 self.probe_costs
                     .insert(probe.clone(), ProbeCost { runs, run_time_ns });
             }
+            Op::ReportingRegister { .. }
+            | Op::ReportingCycle { .. }
+            | Op::PageReport { .. }
+            | Op::ReportedPagesSample { .. }
+            | Op::ReportingRequestsSample { .. }
+            | Op::ReportingOrderSample { .. } => self.reporting.ingest(ev, self.layout.page_size),
             Op::SlowPathSample { zone, calls } => {
                 self.slowpath_counted = true;
                 self.zones.or_default(zone).slowpath_sample(ev.ts_ns, calls);
@@ -1157,6 +1170,28 @@ impl Model {
     }
 
     /// Node of the memory block holding `pfn`, as far as known.
+    /// Free page reporting as the report, JSON and metrics give it, each zone beside its
+    /// figures (free, present, span) and its hot-added blocks.
+    pub fn reporting_doc(&self) -> reporting::ReportingDoc {
+        self.reporting.doc(
+            self.layout.page_size,
+            |z| self.layout.zone_name(z),
+            |id| {
+                let z = self.zones.get(&id);
+                reporting::ZoneFigures {
+                    free: z.and_then(|z| z.free),
+                    present: z.and_then(|z| z.present),
+                    spanned: z.map_or(0, |z| z.span.spanned_pages),
+                    hot_added_blocks: self
+                        .blocks
+                        .iter()
+                        .filter(|b| b.hot_added && b.node == Some(id.node) && b.zone == Some(id.zone))
+                        .count() as u64,
+                }
+            },
+        )
+    }
+
     pub fn node_of_pfn(&self, pfn: u64) -> Option<i32> {
         self.blocks
             .get(self.layout.block_of_pfn(pfn))

@@ -51,6 +51,7 @@ fn frame() -> Frame {
             spanned: 0,
             present: 0,
             managed: 0,
+            free: None,
         }],
         config: Default::default(),
     }

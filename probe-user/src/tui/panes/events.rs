@@ -76,7 +76,9 @@ pub fn node_of(ev: &Event, model: &Model) -> Option<i32> {
         | Op::SetZoneContiguous { zone, .. }
         | Op::MemmapInitRange { zone, .. }
         | Op::MemmapInitZoneDevice { zone, .. }
-        | Op::SlowPathSample { zone, .. } => Some(zone.node),
+        | Op::SlowPathSample { zone, .. }
+        | Op::ReportedPagesSample { zone, .. } => Some(zone.node),
+        Op::PageReport { zone, .. } => zone.map(|z| z.node),
         Op::BlockOnline { node, .. } | Op::BlockOffline { node, .. } | Op::NodeFreePages { node, .. } => {
             Some(*node)
         }
@@ -89,7 +91,11 @@ pub fn node_of(ev: &Event, model: &Model) -> Option<i32> {
         | Op::NodeNotify { .. }
         | Op::MigratePages { .. }
         | Op::LostEventsSample { .. }
-        | Op::ProbeCostSample { .. } => None,
+        | Op::ProbeCostSample { .. }
+        | Op::ReportingRegister { .. }
+        | Op::ReportingCycle { .. }
+        | Op::ReportingRequestsSample { .. }
+        | Op::ReportingOrderSample { .. } => None,
     }
 }
 
@@ -108,7 +114,9 @@ fn ret_of(op: &Op) -> Option<i32> {
         | Op::MemoryNotify { ret, .. }
         | Op::NodeNotify { ret, .. }
         | Op::DissolveHugePages { ret, .. }
-        | Op::MemremapPages { ret, .. } => Some(*ret),
+        | Op::MemremapPages { ret, .. }
+        | Op::ReportingRegister { ret, .. }
+        | Op::PageReport { ret, .. } => Some(*ret),
         _ => None,
     }
 }
@@ -240,6 +248,39 @@ fn args(op: &Op, model: &Model) -> String {
         } => format!("{start:#x}-{end:#x} {}", pgmap_type_name(*pgmap_type)),
         Op::SlowPathSample { zone: z, calls } => format!("{} calls {calls}", zone(z)),
         Op::LostEventsSample { total } => format!("{total} lost so far"),
+        Op::ReportingRegister { order, .. } => {
+            format!("order {}", order.map_or("?".into(), |o| o.to_string()))
+        }
+        Op::ReportingCycle {
+            reports,
+            bytes,
+            totals_known,
+            ..
+        } => {
+            if *totals_known {
+                format!("{reports} reports {}", short_bytes(*bytes))
+            } else {
+                "totals unknown".into()
+            }
+        }
+        Op::PageReport {
+            zone: z,
+            nents,
+            bytes,
+            ..
+        } => format!(
+            "{} {nents} blocks {}",
+            z.as_ref().map_or("zone ?".into(), zone),
+            short_bytes(*bytes)
+        ),
+        Op::ReportedPagesSample {
+            zone: z,
+            order,
+            isolated,
+            ..
+        } => format!("{} order {order} isolated {isolated}", zone(z)),
+        Op::ReportingRequestsSample { calls } => format!("{calls} requests so far"),
+        Op::ReportingOrderSample { order } => format!("order {order}"),
         Op::ProbeCostSample {
             probe,
             runs,

@@ -34,6 +34,9 @@ pub fn body(ctx: &Ctx) -> Body {
             zone_row(z, n)
         })
         .collect();
+    if let Some(r) = &doc.reporting {
+        rows.extend(reporting_rows(r, ctx));
+    }
     if !findings.is_empty() {
         rows.push(Line::from(""));
         rows.push(Line::styled(
@@ -60,6 +63,52 @@ pub fn body(ctx: &Ctx) -> Body {
         rows,
         footer: Vec::new(),
     }
+}
+
+/// Free page reporting: one line for the cycles and the host's ack wait, then a compact line
+/// per zone that reported.
+fn reporting_rows(r: &crate::model::reporting::ReportingDoc, ctx: &Ctx) -> Vec<Line<'static>> {
+    use crate::report::{fmt_bytes, fmt_ns};
+    let mut rows = vec![
+        Line::from(""),
+        Line::styled(
+            format!(
+                "free page reporting: {} cycles p50 {} max {} · {} reports {} · host ack p50 {} p99 {}",
+                r.cycles.count,
+                fmt_ns(r.cycles.p50_ns),
+                fmt_ns(r.cycles.max_ns),
+                r.reports,
+                fmt_bytes(r.reported_bytes),
+                fmt_ns(r.host_ack.p50_ns),
+                fmt_ns(r.host_ack.p99_ns),
+            ),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+    ];
+    for z in r.zones.iter().filter(|z| ctx.shows(Some(z.node))) {
+        let orders: Vec<String> = z.orders.iter().map(|o| o.order.to_string()).collect();
+        let mut text = format!(
+            "{:<10}reported {:>9} isolated {:>9} order {:<5} free {:>8} present {:>8}",
+            format!("{} {}", z.node, z.zone),
+            fmt_bytes(z.reported_bytes),
+            fmt_bytes(z.isolated_bytes),
+            if orders.is_empty() {
+                "-".into()
+            } else {
+                orders.join(",")
+            },
+            z.free_pages.map_or("-".into(), |p| p.to_string()),
+            z.present_pages.map_or("-".into(), |p| p.to_string()),
+        );
+        if z.sparse == Some(true) {
+            text.push_str(" sparse");
+        }
+        if z.hot_added_blocks > 0 {
+            text.push_str(&format!(" hot-added {}", z.hot_added_blocks));
+        }
+        rows.push(Line::from(text));
+    }
+    rows
 }
 
 /// Empty now and nothing seen happening to it.
