@@ -186,10 +186,11 @@ impl Tracer {
 /// Loads and attaches what the running kernel allows. Never fails for a probe that cannot
 /// attach: its status says why. Fails only if the kernel's BTF cannot be read at all.
 pub fn load(host: &Host, opts: &Options) -> Tracer {
+    // A probe the user left out, or one off by default, says so whatever else is wrong.
     let not_loaded = |reason: &str, facts: TypeFacts| Tracer {
         probes: PROBES
             .iter()
-            .map(|s| ProbeStatus::failed(s, reason, Vec::new()))
+            .map(|s| ProbeStatus::failed(s, not_asked(s, opts).unwrap_or_else(|| reason.into()), Vec::new()))
             .collect(),
         facts,
         decode: DecodeCtx::default(),
@@ -208,6 +209,12 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
         features: Default::default(),
         contiguity_from_counter: false,
     };
+    if OBJECT.is_empty() {
+        return not_loaded(
+            "this mhpscope was built without its eBPF programs (cargo feature `ebpf` off): it reads recordings only",
+            default_facts(),
+        );
+    }
     if !host.btf_available {
         return not_loaded(
             "no BTF: the kernel has no /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF off); the probes need it",
@@ -272,20 +279,8 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
 
     let mut probes: Vec<ProbeStatus> = Vec::new();
     for spec in PROBES {
-        if opts.skip.iter().any(|s| s == spec.name) {
-            probes.push(ProbeStatus::failed(
-                spec,
-                format!("left out (--skip {})", spec.name),
-                Vec::new(),
-            ));
-            continue;
-        }
-        if let Some(why) = off_by_default(spec.name).filter(|_| !opts.with.iter().any(|w| w == spec.name)) {
-            probes.push(ProbeStatus::failed(
-                spec,
-                format!("off by default: {why} (--with {} turns it on)", spec.name),
-                Vec::new(),
-            ));
+        if let Some(why) = not_asked(spec, opts) {
+            probes.push(ProbeStatus::failed(spec, why, Vec::new()));
             continue;
         }
         let status = attach(
@@ -774,6 +769,16 @@ fn errno_name(code: i32) -> &'static str {
         ENOTSUPP => "ENOTSUPP",
         _ => "error",
     }
+}
+
+/// Why a probe is not tried at all: left out with --skip, or off by default and not asked for.
+fn not_asked(spec: &ProbeSpec, opts: &Options) -> Option<String> {
+    if opts.skip.iter().any(|s| s == spec.name) {
+        return Some(format!("left out (--skip {})", spec.name));
+    }
+    off_by_default(spec.name)
+        .filter(|_| !opts.with.iter().any(|w| w == spec.name))
+        .map(|why| format!("off by default: {why} (--with {} turns it on)", spec.name))
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
