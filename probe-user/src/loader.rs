@@ -37,6 +37,10 @@ pub struct Options {
     pub skip: Vec<String>,
     /// Probes that are off by default (`probes::OFF_BY_DEFAULT`) turned on by name.
     pub with: Vec<String>,
+    /// Turn on BPF run-time statistics (BPF_ENABLE_STATS) while mhpscope runs, to show its own
+    /// cost. The kernel then counts for every BPF program on the host, not only mhpscope's, and
+    /// stops when mhpscope exits: a change to the host, so it is asked for, not a default.
+    pub self_cost: bool,
 }
 
 /// Loaded programs and the maps userspace reads. Dropping it detaches everything.
@@ -323,11 +327,15 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
         .filter(|p| p.attached)
         .map(|p| (p.name.clone(), chosen_programs(p)))
         .collect();
-    let (stats, stats_error) = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
-        Ok(fd) => (Some(fd), None),
-        Err(e) => {
-            warn!("BPF run-time statistics unavailable: {e}");
-            (None, Some(format!("BPF_ENABLE_STATS failed: {e}")))
+    let (stats, stats_error) = if !opts.self_cost {
+        (None, Some(SELF_COST_OFF.to_string()))
+    } else {
+        match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+            Ok(fd) => (Some(fd), None),
+            Err(e) => {
+                warn!("BPF run-time statistics unavailable: {e}");
+                (None, Some(format!("BPF_ENABLE_STATS failed: {e}")))
+            }
         }
     };
     Tracer {
@@ -770,6 +778,10 @@ fn errno_name(code: i32) -> &'static str {
         _ => "error",
     }
 }
+
+/// Why there are no run-time statistics of this mhpscope's own.
+pub const SELF_COST_OFF: &str =
+    "off: --self-cost turns on the kernel's BPF run-time statistics while mhpscope runs";
 
 /// Why a probe is not tried at all: left out with --skip, or off by default and not asked for.
 fn not_asked(spec: &ProbeSpec, opts: &Options) -> Option<String> {

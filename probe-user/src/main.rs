@@ -33,6 +33,11 @@ struct Cli {
     /// not contiguous), at 8-10% of an online/offline cycle (BENCHMARKS.md).
     #[arg(long, global = true, value_delimiter = ',', value_parser = parse_off_by_default)]
     with: Vec<String>,
+    /// Show mhpscope's own cost in the kernel (runs and time of its eBPF programs): turns on
+    /// the kernel's BPF run-time statistics (BPF_ENABLE_STATS) while mhpscope runs. They then
+    /// count for every BPF program on the host; the kernel turns them off when mhpscope exits.
+    #[arg(long, global = true)]
+    self_cost: bool,
     /// A hot-add whose memmap takes more than this share of a source node's free memory is a
     /// finding (10% or 0.1).
     #[arg(long, global = true, default_value = "10%", value_parser = parse_share)]
@@ -203,6 +208,7 @@ fn main() -> ExitCode {
                 avoid: cli.avoid,
                 skip: cli.skip,
                 with: cli.with,
+                self_cost: cli.self_cost,
             };
             rt.block_on(async {
                 match cli.command {

@@ -439,7 +439,8 @@ impl Bench<'_> {
                     Mode::MhpscopeSkipPageAlloc => format!("--skip {PAGE_ALLOC}"),
                     _ => String::new(),
                 };
-                let flags = format!("{mode_flags} {}", self.extra_flags);
+                // The recorder's own cost per probe comes from BPF run-time statistics.
+                let flags = format!("{mode_flags} --self-cost {}", self.extra_flags);
                 self.sh(
                     &format!(
                         "rm -f /tmp/bench.*; ( {MHPSCOPE} {flags} record -o /tmp/bench.ndjson >/tmp/bench.log 2>&1 & echo $! > /tmp/bench.pid )"

@@ -763,7 +763,8 @@ impl Ctx<'_> {
 
 /// The lab watches with every probe, those off by default included (the contiguity-cost
 /// counter): the checks compare all of them with the ground truth.
-const WITH_ALL: &str = "--with pageblock_pfn_to_page";
+/// Every probe on, and mhpscope's own cost counted (BPF run-time statistics, opt-in on hosts).
+const WITH_ALL: &str = "--with pageblock_pfn_to_page --self-cost";
 
 /// The options the recorder (and `probes` beside it) runs with in this scenario.
 fn recorder_flags(plan: &Plan) -> String {
