@@ -820,6 +820,30 @@ mod tests {
         }
     }
 
+    /// Every program a way of the probe table loads is in the embedded object (a renamed or
+    /// forgotten program would only show as "program not found" on a real kernel), and the
+    /// object has no program that no way loads.
+    #[cfg(feature = "ebpf")]
+    #[test]
+    fn the_probe_table_and_the_object_name_the_same_programs() {
+        let obj = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");
+        let mut named = std::collections::BTreeSet::new();
+        for spec in PROBES {
+            for alt in spec.alternatives {
+                for program in alt.way.programs() {
+                    assert!(
+                        obj.programs.contains_key(program),
+                        "{}: program {program} is not in the object",
+                        spec.name
+                    );
+                    named.insert(program.to_string());
+                }
+            }
+        }
+        let unused: Vec<&String> = obj.programs.keys().filter(|p| !named.contains(*p)).collect();
+        assert!(unused.is_empty(), "programs no probe loads: {unused:?}");
+    }
+
     fn syscall(errno: i32) -> ProgramError {
         ProgramError::SyscallError(SyscallError {
             call: "bpf_raw_tracepoint_open",
