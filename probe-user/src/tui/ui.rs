@@ -296,6 +296,21 @@ mod tests {
         draw(frame, app, stream, &replay)
     }
 
+    /// The whole screen of each fixture replayed to its end, at the smallest usable size and a
+    /// common larger one; a change to any pane shows as a diff to review (`cargo insta review`).
+    #[test]
+    fn screens_of_the_fixtures() {
+        for fixture in ["hotplug-6.1.ndjson", "offnode-6.12.ndjson", "devdax-7.2.ndjson"] {
+            let mut stream = stream_of(fixture);
+            // The origin as a name, not a path: the snapshot must not depend on the checkout.
+            stream.origin = fixture.to_string();
+            for (w, h) in [(80, 24), (120, 40)] {
+                let text = screen(&mut App::new(), &stream, w, h);
+                insta::assert_snapshot!(format!("{fixture}-{w}x{h}"), text);
+            }
+        }
+    }
+
     #[test]
     fn every_pane_and_the_status_fit_80x24() {
         let stream = stream_of("hotplug-6.1.ndjson");
