@@ -264,12 +264,22 @@ fn write_reporting(model: &Model, traced: bool, enc: &mut DescriptorEncoder) -> 
         Some(Unit::Bytes),
         per_order(&|c| c.putback.total()),
     )?;
-    if let Some(order) = doc.registered.as_ref().and_then(|g| g.order) {
+    // The order registration chose, else the sysfs parameter once it holds an order (before a
+    // device registers it reads -1, 4294967295 or, on 6.1, MAX_ORDER 11: no order yet).
+    let order = doc
+        .registered
+        .as_ref()
+        .and_then(|g| g.order.map(u64::from))
+        .or(doc
+            .order_param
+            .and_then(|o| u64::try_from(o).ok())
+            .filter(|&o| o <= 10));
+    if let Some(order) = order {
         gauge(
             enc,
             "mhpscope_reporting_order",
-            "page_reporting_order chosen at page_reporting_register: blocks of 2^order pages and larger are reported",
-            order.into(),
+            "page_reporting_order: blocks of 2^order pages and larger are reported (from page_reporting_register, else sysfs)",
+            order,
         )?;
     }
     Ok(())
