@@ -205,6 +205,9 @@ pub mod arg {
     pub const BLK_NID: usize = 1;
     /// `mem->online_type` at entry (MMOP_*: what was asked; the kernel resets it at exit).
     pub const BLK_ONLINE_TYPE: usize = 4;
+    /// Online only: `online_policy` and `auto_movable_ratio` at exit (u64::MAX when unknown).
+    pub const BLK_POLICY: usize = 5;
+    pub const BLK_RATIO: usize = 6;
 
     // start_isolate_page_range(unsigned long start_pfn, unsigned long end_pfn, ...)
     pub const ISO_START_PFN: usize = 0;
@@ -377,6 +380,11 @@ pub struct KernelOffsets {
     /// Address of the kernel array `node_data` (`struct pglist_data *node_data[]`, x86-64,
     /// from /proc/kallsyms; 0 when unknown).
     pub node_data_addr: u64,
+    /// Addresses of mm/memory_hotplug.c's `online_policy` (int: 0 contig-zones, 1 auto-movable)
+    /// and `auto_movable_ratio` (unsigned int, percent), from /proc/kallsyms (0 when unknown):
+    /// the policy in force at each online, read as it happens.
+    pub online_policy_addr: u64,
+    pub auto_movable_ratio_addr: u64,
     /// `struct trace_event_raw_test_pages_isolated` members.
     pub tp_tpi_start_pfn: u64,
     pub tp_tpi_end_pfn: u64,
@@ -441,6 +449,8 @@ impl KernelOffsets {
         nr_free_pages_idx: NO_OFFSET,
         max_nr_zones: 0,
         node_data_addr: 0,
+        online_policy_addr: 0,
+        auto_movable_ratio_addr: 0,
         tp_tpi_start_pfn: NO_OFFSET,
         tp_tpi_end_pfn: NO_OFFSET,
         tp_tpi_fin_pfn: NO_OFFSET,

@@ -147,6 +147,15 @@ fn kread<T: Copy + Default>(base: u64, off: u64) -> T {
     unsafe { bpf_probe_read_kernel((base + off) as *const T) }.unwrap_or_default()
 }
 
+/// A 32-bit kernel variable at `addr` (from kallsyms), u64::MAX when its address is unknown.
+#[inline(always)]
+fn kernel_u32(addr: u64) -> u64 {
+    if addr == 0 {
+        return u64::MAX;
+    }
+    unsafe { bpf_probe_read_kernel(addr as *const u32) }.map_or(u64::MAX, |v| v as u64)
+}
+
 /// Arguments, whichever way the program was attached.
 trait Args: EbpfContext {
     /// A scalar argument (an integer, or a pointer used only as a number).
@@ -670,6 +679,11 @@ fn on_exit<C: EbpfContext>(ctx: &C, kind: u32, raw_ret: u64) -> u32 {
             };
             ev.args[arg::ZONE_NODE] = node;
             ev.args[arg::ZONE_IDX] = idx;
+            if kind == kind::MEMORY_SUBSYS_ONLINE {
+                // The policy that chose the zone, as it was then (it is writable at run time).
+                ev.args[arg::BLK_POLICY] = kernel_u32(off!(online_policy_addr));
+                ev.args[arg::BLK_RATIO] = kernel_u32(off!(auto_movable_ratio_addr));
+            }
         }
         kind::START_ISOLATE_PAGE_RANGE | kind::DISSOLVE_FREE_HUGE_PAGES => {
             ev.ret = errno_of(raw_ret, false);

@@ -59,8 +59,10 @@ pub struct AttemptDoc {
     pub requested: Option<OnlineType>,
     /// Onlined by the kernel while hot-adding (auto_online_blocks).
     pub auto_online: bool,
-    /// The online policy in force (onlines only).
+    /// The online policy in force as the online ran (onlines only).
     pub policy: Option<String>,
+    /// `auto_movable_ratio` as the online ran, when read.
+    pub auto_movable_ratio: Option<u32>,
     /// 0 or a negative errno; `errno` names it.
     pub ret: i32,
     pub errno: String,
@@ -234,9 +236,13 @@ fn attempts(model: &Model, config: &HotplugConfig) -> Vec<AttemptDoc> {
             zone: a.zone.map(|z| l.zone_name(z.zone)),
             requested: a.requested,
             auto_online: a.auto_online,
-            policy: (a.kind == AttemptKind::Online)
-                .then(|| config.online_policy.clone())
-                .flatten(),
+            // The policy read in the kernel as the online ran; sysfs's at start otherwise.
+            policy: match (a.kind, a.policy) {
+                (AttemptKind::Offline, _) => None,
+                (AttemptKind::Online, Some(p)) => Some(p.policy.as_str().to_string()),
+                (AttemptKind::Online, None) => config.online_policy.clone(),
+            },
+            auto_movable_ratio: a.policy.and_then(|p| p.auto_movable_ratio),
             ret: a.ret,
             errno: errno_name(a.ret),
             reason: a.reason,
@@ -245,7 +251,7 @@ fn attempts(model: &Model, config: &HotplugConfig) -> Vec<AttemptDoc> {
                 let info = l
                     .page_flags
                     .as_ref()
-                    .map(|f| f.decode(p.flags, p.page_type, p.refcount));
+                    .map(|f| f.decode(p.flags, p.page_type, p.refcount, p.mapcount));
                 BlockingPageDoc {
                     pfn: p.pfn,
                     flags_raw: p.flags,
@@ -255,7 +261,7 @@ fn attempts(model: &Model, config: &HotplugConfig) -> Vec<AttemptDoc> {
                     zone: info.as_ref().map(|i| l.zone_name(i.zone)),
                     what: info.as_ref().map(|i| i.what),
                     refcount: p.refcount,
-                    mapcount: p.mapcount.saturating_add(1),
+                    mapcount: info.as_ref().map_or(p.mapcount.saturating_add(1), |i| i.mapcount),
                     dump_reason: p.reason.clone(),
                 }
             }),

@@ -2,7 +2,8 @@
 use probe_common::{arg, kind, RawEvent};
 
 use crate::event::{
-    AddMoment, Altmap, Event, NotifyAction, OnlineType, Op, Span, ZoneId, PGMAP_ALTMAP_VALID,
+    AddMoment, Altmap, Event, NotifyAction, OnlinePolicy, OnlinePolicyKind, OnlineType, Op, Span, ZoneId,
+    PGMAP_ALTMAP_VALID,
 };
 
 /// PFN_SECTION_SHIFT on x86-64 (SECTION_SIZE_BITS 27 - PAGE_SHIFT 12): a memory block's
@@ -216,6 +217,10 @@ pub fn decode_with(ctx: &DecodeCtx, raw: &RawEvent) -> Result<Event, DecodeError
             requested: OnlineType::from_mmop(a[arg::BLK_ONLINE_TYPE]),
             node: a[arg::BLK_NID] as i64 as i32,
             zone: zone().ok(),
+            policy: (a[arg::BLK_POLICY] != u64::MAX).then(|| OnlinePolicy {
+                policy: OnlinePolicyKind::from_kernel(a[arg::BLK_POLICY]),
+                auto_movable_ratio: (a[arg::BLK_RATIO] != u64::MAX).then_some(a[arg::BLK_RATIO] as u32),
+            }),
             ret: raw.ret,
         },
         kind::MEMORY_SUBSYS_OFFLINE => Op::BlockOffline {
@@ -446,6 +451,8 @@ mod tests {
                 (arg::ZONE_NODE, 1),
                 (arg::ZONE_IDX, 3),
                 (arg::BLK_ONLINE_TYPE, 3),
+                (arg::BLK_POLICY, 1),
+                (arg::BLK_RATIO, 301),
             ],
         );
         assert_eq!(
@@ -455,9 +462,23 @@ mod tests {
                 requested: OnlineType::OnlineMovable,
                 node: 1,
                 zone: Some(ZoneId { node: 1, zone: 3 }),
+                policy: Some(OnlinePolicy {
+                    policy: OnlinePolicyKind::AutoMovable,
+                    auto_movable_ratio: Some(301)
+                }),
                 ret: 0
             }
         );
+        // Where the kernel's variables could not be read, the policy is not known.
+        let r = raw(
+            kind::MEMORY_SUBSYS_ONLINE,
+            0,
+            &[(arg::BLK_POLICY, u64::MAX), (arg::BLK_RATIO, u64::MAX)],
+        );
+        assert!(matches!(
+            decode(&r).unwrap().op,
+            Op::BlockOnline { policy: None, .. }
+        ));
         // An offline of a block with no single zone: refused before offline_pages.
         let r = raw(
             kind::MEMORY_SUBSYS_OFFLINE,

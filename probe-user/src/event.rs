@@ -195,6 +195,10 @@ pub enum Op {
         node: i32,
         /// `memory_block.zone` at exit: the zone it went to (None when it failed).
         zone: Option<ZoneId>,
+        /// The online policy in force as it ran (None where the kernel's variable could not be
+        /// read).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<OnlinePolicy>,
         ret: i32,
     },
     /// `memory_subsys_offline`: one memory block's offline attempt. Blocks with holes or
@@ -539,4 +543,40 @@ impl NotifyAction {
 pub enum AddMoment {
     Before,
     After,
+}
+
+/// `memory_hotplug.online_policy` and its ratio, as they were at an online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct OnlinePolicy {
+    pub policy: OnlinePolicyKind,
+    /// `auto_movable_ratio`, percent (None when not read).
+    pub auto_movable_ratio: Option<u32>,
+}
+
+/// `enum online_policy` of mm/memory_hotplug.c (stable across 6.1-7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnlinePolicyKind {
+    ContigZones,
+    AutoMovable,
+    Unknown,
+}
+
+impl OnlinePolicyKind {
+    pub fn from_kernel(v: u64) -> OnlinePolicyKind {
+        match v {
+            0 => OnlinePolicyKind::ContigZones,
+            1 => OnlinePolicyKind::AutoMovable,
+            _ => OnlinePolicyKind::Unknown,
+        }
+    }
+
+    /// As sysfs spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnlinePolicyKind::ContigZones => "contig-zones",
+            OnlinePolicyKind::AutoMovable => "auto-movable",
+            OnlinePolicyKind::Unknown => "unknown",
+        }
+    }
 }

@@ -242,6 +242,16 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
             PAGE_REPORTING_ORDER_SYM,
             &mut layout.offsets.page_reporting_order_addr,
         ),
+        (
+            "online_policy",
+            ONLINE_POLICY_SYM,
+            &mut layout.offsets.online_policy_addr,
+        ),
+        (
+            "auto_movable_ratio",
+            AUTO_MOVABLE_RATIO_SYM,
+            &mut layout.offsets.auto_movable_ratio_addr,
+        ),
     ] {
         match kallsyms::address(symbol) {
             Ok(Some(addr)) => *slot = addr,
@@ -778,6 +788,11 @@ fn errno_name(code: i32) -> &'static str {
         _ => "error",
     }
 }
+
+/// Kernel variables the block online probe reads, for the policy in force at each online (not
+/// needed to attach: without them the policy comes from sysfs at start and end).
+pub const ONLINE_POLICY_SYM: &str = "online_policy (kallsyms)";
+pub const AUTO_MOVABLE_RATIO_SYM: &str = "auto_movable_ratio (kallsyms)";
 
 /// Why there are no run-time statistics of this mhpscope's own.
 pub const SELF_COST_OFF: &str =

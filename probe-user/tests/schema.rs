@@ -173,6 +173,10 @@ fn kinds_missing_from_the_fixtures_validate() {
             requested: OnlineType::OnlineKernel,
             node: 1,
             zone: Some(zone),
+            policy: Some(mhpscope::event::OnlinePolicy {
+                policy: mhpscope::event::OnlinePolicyKind::AutoMovable,
+                auto_movable_ratio: Some(301),
+            }),
             ret: 0,
         },
         Op::BlockOffline {

@@ -25,7 +25,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::recent::Recent;
-use crate::event::{NotifyAction, OnlineType, ZoneId};
+use crate::event::{NotifyAction, OnlinePolicy, OnlineType, ZoneId};
 
 /// Why an online or offline failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
@@ -214,6 +214,8 @@ pub struct Attempt {
     pub zone: Option<ZoneId>,
     /// What the online asked for.
     pub requested: Option<OnlineType>,
+    /// The online policy in force as the online ran (read in the kernel).
+    pub policy: Option<OnlinePolicy>,
     /// Onlined by the kernel itself while hot-adding (auto_online_blocks).
     pub auto_online: bool,
     pub ret: i32,
@@ -223,6 +225,21 @@ pub struct Attempt {
     pub migration: Migration,
     /// Whether the block device's probe has claimed this attempt (internal bookkeeping).
     claimed: bool,
+}
+
+/// A return of the block device's online or offline (`memory_subsys_online`/`_offline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockCall {
+    pub kind: AttemptKind,
+    pub tid: u32,
+    pub start_ns: u64,
+    pub ts_ns: u64,
+    pub block: u64,
+    pub node: i32,
+    pub zone: Option<ZoneId>,
+    pub requested: Option<OnlineType>,
+    pub policy: Option<OnlinePolicy>,
+    pub ret: i32,
 }
 
 /// Steps kept per task while its online/offline runs; a task that never finishes one cannot
@@ -317,6 +334,7 @@ impl Attempts {
             node: Some(zone.node),
             zone: Some(zone),
             requested: None,
+            policy: None,
             auto_online: false,
             ret,
             reason,
@@ -329,18 +347,19 @@ impl Attempts {
     /// The block device's online/offline returned. It wraps the `online_pages`/`offline_pages`
     /// call when there was one; otherwise it refused the block itself.
     #[allow(clippy::too_many_arguments)]
-    pub fn block_done(
-        &mut self,
-        kind: AttemptKind,
-        tid: u32,
-        start_ns: u64,
-        ts_ns: u64,
-        block: u64,
-        node: i32,
-        zone: Option<ZoneId>,
-        requested: Option<OnlineType>,
-        ret: i32,
-    ) {
+    pub fn block_done(&mut self, call: BlockCall) {
+        let BlockCall {
+            kind,
+            tid,
+            start_ns,
+            ts_ns,
+            block,
+            node,
+            zone,
+            requested,
+            policy,
+            ret,
+        } = call;
         let inner = self.list.iter_mut().rev().take(64).find(|a| {
             !a.claimed && a.tid == tid && a.kind == kind && a.ts_ns >= start_ns && a.ts_ns <= ts_ns
         });
@@ -349,6 +368,7 @@ impl Attempts {
             a.claimed = true;
             a.block = Some(block);
             a.requested = requested;
+            a.policy = policy;
             a.zone = a.zone.or(zone);
             // The block's call includes the memmap-on-memory work around the pages' call.
             a.duration_ns = ts_ns.saturating_sub(start_ns);
@@ -384,6 +404,7 @@ impl Attempts {
             node: Some(node),
             zone,
             requested,
+            policy,
             auto_online: false,
             ret,
             reason,
@@ -573,6 +594,28 @@ mod tests {
         );
     }
 
+    fn offline_call(
+        start_ns: u64,
+        ts_ns: u64,
+        block: u64,
+        node: i32,
+        zone: Option<ZoneId>,
+        ret: i32,
+    ) -> BlockCall {
+        BlockCall {
+            kind: AttemptKind::Offline,
+            tid: 7,
+            start_ns,
+            ts_ns,
+            block,
+            node,
+            zone,
+            requested: None,
+            policy: None,
+            ret,
+        }
+    }
+
     fn zone() -> ZoneId {
         ZoneId { node: 1, zone: 2 }
     }
@@ -580,7 +623,7 @@ mod tests {
     #[test]
     fn a_refused_block_is_an_attempt_with_the_block_device_reason() {
         let mut a = Attempts::default();
-        a.block_done(AttemptKind::Offline, 7, 100, 200, 0, 0, None, None, EINVAL);
+        a.block_done(offline_call(100, 200, 0, 0, None, EINVAL));
         assert_eq!(a.list.len(), 1);
         assert_eq!(a.list[0].reason, Some(BlockSpansZones));
         assert_eq!(a.list[0].pages, None);
@@ -606,17 +649,7 @@ mod tests {
         // Another task's steps stay apart.
         a.step(8, 115, isolate(0));
         a.pages_done(AttemptKind::Offline, 7, 105, 130, 0x108000, N, zone(), EBUSY);
-        a.block_done(
-            AttemptKind::Offline,
-            7,
-            100,
-            140,
-            33,
-            1,
-            Some(zone()),
-            None,
-            EBUSY,
-        );
+        a.block_done(offline_call(100, 140, 33, 1, Some(zone()), EBUSY));
         assert_eq!(a.list.len(), 1);
         let at = &a.list[0];
         assert_eq!(at.block, Some(33));

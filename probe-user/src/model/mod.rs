@@ -21,7 +21,7 @@ use crate::{
     frame::{Frame, HotplugConfig},
     probes::{ProbeStatus, MEMMAP_INIT_RANGE, MEMMAP_INIT_ZONE_DEVICE},
 };
-pub use attempts::{Attempt, AttemptKind, Attempts, DumpedPage, FailReason, Step};
+pub use attempts::{Attempt, AttemptKind, Attempts, BlockCall, DumpedPage, FailReason, Step};
 pub use blocks::Blocks;
 pub use bursts::{Burst, Init};
 pub use dense_map::DenseMap;
@@ -385,8 +385,8 @@ pub struct Model {
     /// One per hot-added range: a range added again replaces its earlier entry, so this
     /// follows the host's size, not the number of adds.
     pub hot_adds: Vec<HotAdd>,
-    /// ZONE_DEVICE ranges, one per range (a range created again replaces its entry).
-    pub devices: Vec<DeviceRange>,
+    /// The latest ZONE_DEVICE ranges created (`--keep`), torn down or not.
+    pub devices: Recent<DeviceRange>,
     /// The latest span-check findings (`--keep`); `finding_counts` counts every one.
     pub findings: Recent<Finding>,
     pub finding_counts: BTreeMap<(ZoneId, Check), u64>,
@@ -434,7 +434,7 @@ impl Model {
             operations: Recent::default(),
             op_counts: BTreeMap::new(),
             hot_adds: Vec::new(),
-            devices: Vec::new(),
+            devices: Recent::default(),
             findings: Recent::default(),
             finding_counts: BTreeMap::new(),
             ram_inits: Recent::default(),
@@ -466,6 +466,7 @@ impl Model {
         self.findings.set_cap(self.keep);
         self.ram_inits.set_cap(self.keep);
         self.device_inits.set_cap(self.keep);
+        self.devices.set_cap(self.keep);
         self.attempts.set_keep(self.keep);
         for (_, z) in self.zones.iter_mut() {
             z.span_changes.set_cap(self.keep);
@@ -815,35 +816,32 @@ impl Model {
                 requested,
                 node,
                 zone,
+                policy,
                 ret,
-            } => {
-                let block = self.layout.block_of_pfn(pfn);
-                self.attempts.block_done(
-                    AttemptKind::Online,
-                    ev.tid,
-                    ev.start_ns(),
-                    ev.ts_ns,
-                    block,
-                    node,
-                    zone,
-                    Some(requested),
-                    ret,
-                );
-            }
-            Op::BlockOffline { pfn, node, zone, ret } => {
-                let block = self.layout.block_of_pfn(pfn);
-                self.attempts.block_done(
-                    AttemptKind::Offline,
-                    ev.tid,
-                    ev.start_ns(),
-                    ev.ts_ns,
-                    block,
-                    node,
-                    zone,
-                    None,
-                    ret,
-                );
-            }
+            } => self.attempts.block_done(BlockCall {
+                kind: AttemptKind::Online,
+                tid: ev.tid,
+                start_ns: ev.start_ns(),
+                ts_ns: ev.ts_ns,
+                block: self.layout.block_of_pfn(pfn),
+                node,
+                zone,
+                requested: Some(requested),
+                policy,
+                ret,
+            }),
+            Op::BlockOffline { pfn, node, zone, ret } => self.attempts.block_done(BlockCall {
+                kind: AttemptKind::Offline,
+                tid: ev.tid,
+                start_ns: ev.start_ns(),
+                ts_ns: ev.ts_ns,
+                block: self.layout.block_of_pfn(pfn),
+                node,
+                zone,
+                requested: None,
+                policy: None,
+                ret,
+            }),
             Op::IsolateRange { ret, .. } => self.attempts.step(ev.tid, ev.ts_ns, Step::Isolate { ret }),
             Op::MemoryNotify { action, ret } => {
                 self.attempts.step(ev.tid, ev.ts_ns, Step::Notify { action, ret })
@@ -1142,16 +1140,9 @@ impl Model {
         });
     }
 
-    /// A range created again after its teardown takes the old entry's place.
     fn push_device(&mut self, d: DeviceRange) {
-        match self
-            .devices
-            .iter()
-            .position(|o| o.start == d.start && o.removed_ns.is_some())
-        {
-            Some(i) => self.devices[i] = d,
-            None => self.devices.push(d),
-        }
+        self.devices.set_cap(self.keep);
+        self.devices.push(d);
     }
 
     fn add_findings(&mut self, found: Vec<Finding>) {

@@ -55,6 +55,9 @@ pub struct PageInfo {
     pub node: u32,
     pub zone: u8,
     pub what: PageWhat,
+    /// The mapcount as dump_page prints it: `_mapcount + 1`, and 0 for a page whose word holds
+    /// a page type instead (6.12 and later), or a slab page (6.1).
+    pub mapcount: i32,
 }
 
 /// `GUP_PIN_COUNTING_BIAS`: each FOLL_PIN adds this to a small page's refcount.
@@ -70,7 +73,8 @@ const V61_TYPES: [(u32, &str); 4] = [
 const PAGE_TYPE_BASE: u32 = 0xf000_0000;
 
 impl PageFlagsLayout {
-    pub fn decode(&self, flags: u64, page_type: u32, refcount: i32) -> PageInfo {
+    /// `mapcount` is the raw `_mapcount` word (it shares its place with `page_type`).
+    pub fn decode(&self, flags: u64, page_type: u32, refcount: i32, mapcount: i32) -> PageInfo {
         let set: Vec<String> = self
             .flags
             .iter()
@@ -108,7 +112,14 @@ impl PageFlagsLayout {
         } else {
             PageWhat::Kernel
         };
+        let typed = if self.page_types.is_empty() {
+            has("slab")
+        } else {
+            // page_mapcount_is_type(): the word holds a type, not a count.
+            (page_type as i32) < (0xff00_0000u32 as i32)
+        };
         PageInfo {
+            mapcount: if typed { 0 } else { mapcount.saturating_add(1) },
             flags: set,
             page_type: ty,
             node: field(self.node_shift, self.node_bits) as u32,
@@ -210,7 +221,7 @@ mod tests {
     fn a_reserved_boot_page_on_node_0_dma32() {
         // dump_page on 6.1: "flags: 0x1000(reserved|node=0|zone=1)" with zone bits set.
         let flags = (1u64 << 12) | (1u64 << 51);
-        let p = v61().decode(flags, 0xffff_ffff, 1);
+        let p = v61().decode(flags, 0xffff_ffff, 1, -1);
         assert_eq!(p.flags, vec!["reserved"]);
         assert_eq!((p.node, p.zone, p.what), (0, 1, PageWhat::Reserved));
         assert_eq!(p.page_type, None);
@@ -218,9 +229,9 @@ mod tests {
 
     #[test]
     fn slab_is_a_flag_on_61_and_a_type_on_612() {
-        let on61 = v61().decode((1 << 9) | (1u64 << 54) | (2u64 << 51), 0xffff_ffff, 1);
+        let on61 = v61().decode((1 << 9) | (1u64 << 54) | (2u64 << 51), 0xffff_ffff, 1, -1);
         assert_eq!((on61.what, on61.node, on61.zone), (PageWhat::Slab, 1, 2));
-        let on612 = v612().decode(2u64 << 51, 0xf500_0000, 1);
+        let on612 = v612().decode(2u64 << 51, 0xf500_0000, 1, -1);
         assert_eq!(on612.page_type.as_deref(), Some("slab"));
         assert_eq!(on612.what, PageWhat::Slab);
     }
@@ -228,18 +239,36 @@ mod tests {
     #[test]
     fn page_types_per_scheme() {
         // 6.1: buddy clears 0x80 under the base.
-        assert_eq!(v61().decode(0, 0xffff_ff7f, 0).what, PageWhat::Buddy);
-        assert_eq!(v61().decode(0, 0xffff_fdff, 1).what, PageWhat::PageTable);
+        assert_eq!(v61().decode(0, 0xffff_ff7f, 0, -1).what, PageWhat::Buddy);
+        assert_eq!(v61().decode(0, 0xffff_fdff, 1, -1).what, PageWhat::PageTable);
         // A mapcount (no type) is not a type.
-        assert_eq!(v61().decode(1 << 4, 0, 2).what, PageWhat::Lru);
-        assert_eq!(v612().decode(0, 0xf000_0000, 0).what, PageWhat::Buddy);
-        assert_eq!(v612().decode(0, 0xffff_ffff, 1).page_type, None);
-        assert_eq!(v612().decode(0, 0, 1).page_type, None);
+        assert_eq!(v61().decode(1 << 4, 0, 2, -1).what, PageWhat::Lru);
+        assert_eq!(v612().decode(0, 0xf000_0000, 0, -1).what, PageWhat::Buddy);
+        assert_eq!(v612().decode(0, 0xffff_ffff, 1, -1).page_type, None);
+        assert_eq!(v612().decode(0, 0, 1, -1).page_type, None);
+    }
+
+    #[test]
+    fn mapcount_as_dump_page_prints_it() {
+        // 6.12: a slab page's word is its type: dump_page prints mapcount:0.
+        assert_eq!(
+            v612().decode(0, 0xf500_0000, 1, 0xf500_0000u32 as i32).mapcount,
+            0
+        );
+        // An unmapped page (-1) prints 0, a page mapped twice (1) prints 2.
+        assert_eq!(v612().decode(1 << 5, 0xffff_ffff, 1, -1).mapcount, 0);
+        assert_eq!(v612().decode(1 << 5, 1, 3, 1).mapcount, 2);
+        // 6.1: slab is a flag, and dump_page prints 0 for it.
+        assert_eq!(v61().decode(1 << 9, 5, 1, 5).mapcount, 0);
+        assert_eq!(v61().decode(1 << 4, 0, 1, 0).mapcount, 1);
     }
 
     #[test]
     fn pinned_pages_by_their_refcount() {
-        assert_eq!(v612().decode(1 << 5, 0xffff_ffff, 1025).what, PageWhat::Pinned);
-        assert_eq!(v612().decode(1 << 5, 0xffff_ffff, 3).what, PageWhat::Lru);
+        assert_eq!(
+            v612().decode(1 << 5, 0xffff_ffff, 1025, -1).what,
+            PageWhat::Pinned
+        );
+        assert_eq!(v612().decode(1 << 5, 0xffff_ffff, 3, -1).what, PageWhat::Lru);
     }
 }
