@@ -169,7 +169,7 @@ pub fn probes_table(probes: &[ProbeStatus]) -> Table {
             notes.push(format!("loses: {l}"));
         }
         for a in &p.tried {
-            notes.push(format!("{} {}: {}", a.way, a.function, a.error));
+            notes.push(format!("{} {}: {}", a.way.describe(), a.function, a.error));
         }
         if notes.is_empty() {
             if let Some(r) = &p.reason {
@@ -180,7 +180,7 @@ pub fn probes_table(probes: &[ProbeStatus]) -> Table {
             p.name.clone(),
             p.function.clone(),
             if p.attached { "yes" } else { "no" }.to_string(),
-            p.method.clone().unwrap_or_else(|| "-".into()),
+            p.method.map_or("-", |m| m.describe()).to_string(),
             notes.join("\n"),
         ]);
     }

@@ -308,7 +308,7 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
             &probes,
         );
         match (&status.method, &status.reason) {
-            (Some(m), _) => debug!("probe {}: attached with {m} on {}", spec.name, status.function),
+            (Some(m), _) => debug!("probe {}: attached with {} on {}", spec.name, m.describe(), status.function),
             (_, Some(r)) => warn!("probe {}: not attached: {r}", spec.name),
             _ => {}
         }
@@ -407,7 +407,7 @@ fn chosen_programs(status: &ProbeStatus) -> Vec<&'static str> {
         .iter()
         .filter(|s| s.name == status.name)
         .flat_map(|s| s.alternatives.iter())
-        .find(|a| Some(a.way.describe()) == status.method && a.way.function() == status.function)
+        .find(|a| Some(a.way.method()) == status.method && a.way.function() == status.function)
         .map(|a| a.way.programs())
         .unwrap_or_default()
 }
@@ -473,7 +473,7 @@ fn attach(
         match result {
             Ok(()) => return ProbeStatus::attached(spec, alt, tried),
             Err(error) => tried.push(Attempt {
-                way: alt.way.describe(),
+                way: alt.way.method(),
                 function: alt.way.function(),
                 error,
             }),

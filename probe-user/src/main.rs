@@ -7,13 +7,6 @@ use mhpscope::{
     stream::ViewOptions, tui,
 };
 
-fn parse_method(s: &str) -> Result<Method, String> {
-    Method::parse(s).ok_or_else(|| {
-        let known: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
-        format!("unknown method {s:?} ({})", known.join(", "))
-    })
-}
-
 #[derive(Parser)]
 #[command(name = "mhpscope", version, about = "Observe Linux memory hotplug with eBPF")]
 struct Cli {
@@ -22,7 +15,7 @@ struct Cli {
     verbose: u8,
     /// Do not use these attach methods even where they work (fentry, kprobe, raw_tracepoint,
     /// tracepoint, caller): shows and tests the fallbacks.
-    #[arg(long, global = true, value_delimiter = ',', value_parser = parse_method)]
+    #[arg(long, global = true, value_delimiter = ',', value_enum)]
     avoid: Vec<Method>,
     /// Leave these probes out (names as `mhpscope probes` lists them), e.g. `mm_page_alloc`
     /// (it runs on every page allocation) for the lowest cost on a busy host.

@@ -118,7 +118,7 @@ fn write_stream(s: &Stream, enc: &mut DescriptorEncoder) -> fmt::Result {
                 let labels = vec![
                     ("probe", p.name.clone()),
                     ("function", p.function.clone()),
-                    ("method", p.method.clone().unwrap_or_else(|| "none".into())),
+                    ("method", p.method.map_or("none", |m| m.as_str()).to_string()),
                 ];
                 (labels, u64::from(p.attached))
             })

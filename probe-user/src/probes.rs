@@ -5,26 +5,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::attempts::FailReason;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a probe point is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
+    /// fentry/fexit: a BPF trampoline (cheapest; needs BTF and an ftrace entry).
     Fentry,
+    /// kprobe/kretprobe.
     Kprobe,
+    /// A raw tracepoint: the program gets the tracepoint's arguments.
+    #[value(name = "raw_tracepoint")]
     RawTracepoint,
+    /// A classic tracepoint: the program reads the record the kernel builds.
     Tracepoint,
     /// No program of its own: a caller's probe carries the data.
     Caller,
+    /// No program of its own, and no such function on this kernel: another probe carries
+    /// what this one would on newer kernels.
+    #[value(skip)]
+    Via,
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [
-        Method::Fentry,
-        Method::Kprobe,
-        Method::RawTracepoint,
-        Method::Tracepoint,
-        Method::Caller,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Fentry => "fentry",
@@ -32,12 +34,56 @@ impl Method {
             Method::RawTracepoint => "raw_tracepoint",
             Method::Tracepoint => "tracepoint",
             Method::Caller => "caller",
+            Method::Via => "via",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Method> {
-        Method::ALL.into_iter().find(|m| m.as_str() == s)
+    /// In the words `mhpscope probes` prints.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Method::Fentry => "fentry",
+            Method::Kprobe => "kprobe",
+            Method::RawTracepoint => "raw tracepoint",
+            Method::Tracepoint => "tracepoint",
+            Method::Caller => "caller",
+            Method::Via => "via",
+        }
     }
+
+    /// Sees the function itself, with a program of its own.
+    pub fn is_own_program(self) -> bool {
+        !matches!(self, Method::Caller | Method::Via)
+    }
+
+    /// A method as recordings name it: the snake_case name, or the words recordings of format
+    /// 1 (and early format 2) used: "fentry/fexit", "raw tracepoint", "caller move_pfn_...".
+    pub fn from_recorded(text: &str) -> Option<Method> {
+        let first = text.split_whitespace().next()?;
+        Some(match first {
+            "fentry" | "fentry/fexit" => Method::Fentry,
+            "kprobe" | "kprobe/kretprobe" => Method::Kprobe,
+            "raw_tracepoint" => Method::RawTracepoint,
+            "raw" if text == "raw tracepoint" => Method::RawTracepoint,
+            "tracepoint" => Method::Tracepoint,
+            "caller" => Method::Caller,
+            "via" => Method::Via,
+            _ => return None,
+        })
+    }
+}
+
+/// Reads a method in any of the forms recordings have used.
+fn recorded_method<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Method>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    text.map(|t| {
+        Method::from_recorded(&t).ok_or_else(|| serde::de::Error::custom(format!("unknown attach method {t:?}")))
+    })
+    .transpose()
+}
+
+fn recorded_way<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
+    let text = String::deserialize(d)?;
+    Method::from_recorded(&text).ok_or_else(|| serde::de::Error::custom(format!("unknown attach method {text:?}")))
 }
 
 /// One way to attach a probe point.
@@ -96,7 +142,8 @@ impl Way {
             Way::Pair { method, .. } | Way::Entry { method, .. } => method,
             Way::Tracepoint { raw: true, .. } => Method::RawTracepoint,
             Way::Tracepoint { raw: false, .. } => Method::Tracepoint,
-            Way::Caller { .. } | Way::Via { .. } => Method::Caller,
+            Way::Caller { .. } => Method::Caller,
+            Way::Via { .. } => Method::Via,
         }
     }
 
@@ -903,9 +950,9 @@ pub struct ProbeStatus {
     /// The function (or tracepoint) actually watched.
     pub function: String,
     pub attached: bool,
-    /// "fentry/fexit", "kprobe/kretprobe", "raw tracepoint", "tracepoint", "caller <function>"
-    /// when attached.
-    pub method: Option<String>,
+    /// How, when attached (`function` says on what).
+    #[serde(deserialize_with = "recorded_method")]
+    pub method: Option<Method>,
     /// Why not, when nothing attached.
     pub reason: Option<String>,
     /// What the chosen alternative loses compared with the best one.
@@ -919,19 +966,24 @@ pub struct ProbeStatus {
 /// A way of attaching that was tried and failed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct Attempt {
-    /// How, in the words of `ProbeStatus.method`, e.g. "fentry/fexit".
-    pub way: String,
+    #[serde(deserialize_with = "recorded_way")]
+    pub way: Method,
     pub function: String,
     pub error: String,
 }
 
 impl ProbeStatus {
+    /// How it attached, in words: "fentry online_pages", "caller move_pfn_range_to_zone".
+    pub fn how(&self) -> Option<String> {
+        self.method.map(|m| format!("{} {}", m.describe(), self.function))
+    }
+
     pub fn attached(spec: &ProbeSpec, alt: &Alternative, tried: Vec<Attempt>) -> ProbeStatus {
         ProbeStatus {
             name: spec.name.into(),
             function: alt.way.function(),
             attached: true,
-            method: Some(alt.way.describe()),
+            method: Some(alt.way.method()),
             reason: None,
             loses: (!alt.loses.is_empty()).then(|| alt.loses.to_string()),
             tried,
@@ -957,11 +1009,7 @@ impl ProbeStatus {
 
     /// Attached through a way that sees the function itself (not a caller's probe).
     pub fn exact(&self) -> bool {
-        self.attached
-            && !self
-                .method
-                .as_deref()
-                .is_some_and(|m| m.starts_with("caller") || m.starts_with("via"))
+        self.attached && self.method.is_some_and(Method::is_own_program)
     }
 }
 

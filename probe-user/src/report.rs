@@ -714,13 +714,7 @@ impl Document {
             t.add_row(vec![
                 p.name.clone(),
                 if p.attached { "yes" } else { "no" }.into(),
-                p.method.as_ref().map_or("-".into(), |m| {
-                    if m.starts_with("caller") {
-                        m.clone()
-                    } else {
-                        format!("{m} {}", p.function)
-                    }
-                }),
+                p.how().unwrap_or_else(|| "-".into()),
                 cost.map_or("-".into(), |c| c.runs.to_string()),
                 cost.map_or("-".into(), |c| fmt_ns(c.avg_ns)),
                 note,

@@ -283,7 +283,7 @@ fn probes_explains_every_probe() {
     assert_eq!(probes.len(), PROBES.len());
     for p in probes {
         if p["attached"] == true {
-            assert_eq!(p["method"], "fentry/fexit", "{p}");
+            assert_eq!(p["method"], "fentry", "{p}");
         } else {
             let why = p["reason"].as_str().unwrap_or("");
             assert!(why.len() > 10, "a detached probe says why: {p}");

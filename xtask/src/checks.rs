@@ -186,9 +186,9 @@ fn fallbacks(c: &mut Checker, t: &GroundTruth, r: &Report) {
         let method = p.and_then(|p| p.method.clone()).unwrap_or_default();
         let function = p.and_then(|p| p.function.clone()).unwrap_or_default();
         let ok = if traceable {
-            method == "fentry/fexit" && function == probe
+            method == "fentry" && function == probe
         } else {
-            method == format!("caller {caller}")
+            method == "caller"
                 && function == caller
                 && p.is_some_and(|p| p.tried.len() >= 2)
         };
@@ -220,9 +220,9 @@ fn page_alloc_way(c: &mut Checker, plan: &Plan, r: &Report) {
         })
         .unwrap_or_default();
     let ok = if plan.avoid_raw_tracepoint {
-        method == "tracepoint" && tried.len() == 1 && tried[0].starts_with("raw tracepoint: ")
+        method == "tracepoint" && tried.len() == 1 && tried[0].starts_with("raw_tracepoint: ")
     } else {
-        method == "raw tracepoint" && tried.is_empty()
+        method == "raw_tracepoint" && tried.is_empty()
     };
     c.check(
         "probes.mm_page_alloc.way",
@@ -895,7 +895,7 @@ fn self_cost(c: &mut Checker, t: &GroundTruth, r: &Report) {
         return;
     }
     let pair = r.probes.iter().any(|p| {
-        p.name == "online_pages" && p.attached && !p.method.as_deref().unwrap_or("").starts_with("caller")
+        p.name == "online_pages" && p.attached && matches!(p.method.as_deref(), Some("fentry" | "kprobe"))
     });
     if !pair {
         return;

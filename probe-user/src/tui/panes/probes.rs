@@ -32,11 +32,10 @@ pub fn body(ctx: &Ctx, width: usize) -> Body {
             } else {
                 ("✗", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD))
             };
-            let how = match &p.method {
-                Some(m) if m.starts_with("caller") => m.clone(),
+            let how = match p.method {
                 // The function, unless the probe is named after it.
-                Some(m) if p.function == p.name => m.clone(),
-                Some(m) => format!("{m} {}", p.function),
+                Some(m) if p.function == p.name => m.describe().to_string(),
+                Some(_) => p.how().unwrap_or_default(),
                 None => "-".into(),
             };
             let note = match (&p.loses, &p.reason) {
