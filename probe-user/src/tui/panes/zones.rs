@@ -73,7 +73,7 @@ fn reporting_rows(r: &crate::model::reporting::ReportingDoc, ctx: &Ctx) -> Vec<L
         Line::from(""),
         Line::styled(
             format!(
-                "free page reporting: {} cycles p50 {} max {} · {} reports {} · host ack p50 {} p99 {}",
+                "reporting: {} cycles p50 {} max {} · {} reports {} · ack p50 {} p99 {}",
                 r.cycles.count,
                 fmt_ns(r.cycles.p50_ns),
                 fmt_ns(r.cycles.max_ns),
@@ -87,8 +87,10 @@ fn reporting_rows(r: &crate::model::reporting::ReportingDoc, ctx: &Ctx) -> Vec<L
     ];
     for z in r.zones.iter().filter(|z| ctx.shows(Some(z.node))) {
         let orders: Vec<String> = z.orders.iter().map(|o| o.order.to_string()).collect();
+        // Compact enough for 80 columns: reported (callback), isolated (counters), orders,
+        // free/present pages, then holes and hot-added blocks when there are any.
         let mut text = format!(
-            "{:<10}reported {:>9} isolated {:>9} order {:<5} free {:>8} present {:>8}",
+            "{:<10}rep {:>8} iso {:>8} o{:<5} free {:>7}/{:<7}",
             format!("{} {}", z.node, z.zone),
             fmt_bytes(z.reported_bytes),
             fmt_bytes(z.isolated_bytes),
@@ -104,7 +106,7 @@ fn reporting_rows(r: &crate::model::reporting::ReportingDoc, ctx: &Ctx) -> Vec<L
             text.push_str(" sparse");
         }
         if z.hot_added_blocks > 0 {
-            text.push_str(&format!(" hot-added {}", z.hot_added_blocks));
+            text.push_str(&format!(" hot+{}", z.hot_added_blocks));
         }
         rows.push(Line::from(text));
     }
