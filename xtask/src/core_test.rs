@@ -32,7 +32,14 @@ pub fn run() -> Result<()> {
     let result = util::run(
         Command::new(toolchain.join("cargo"))
             .current_dir(util::repo_root())
-            .args(["test", "-p", "probe-common", "-p", "probe-user", "--no-default-features"])
+            .args([
+                "test",
+                "-p",
+                "probe-common",
+                "-p",
+                "probe-user",
+                "--no-default-features",
+            ])
             .env("PATH", &path)
             // build.rs would look here for Debian's cargo: make sure nothing finds it.
             .env("MHPSCOPE_BPF_CARGO", "/nonexistent/cargo"),
