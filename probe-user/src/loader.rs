@@ -308,7 +308,12 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
             &probes,
         );
         match (&status.method, &status.reason) {
-            (Some(m), _) => debug!("probe {}: attached with {} on {}", spec.name, m.describe(), status.function),
+            (Some(m), _) => debug!(
+                "probe {}: attached with {} on {}",
+                spec.name,
+                m.describe(),
+                status.function
+            ),
             (_, Some(r)) => warn!("probe {}: not attached: {r}", spec.name),
             _ => {}
         }

@@ -76,14 +76,16 @@ impl Method {
 fn recorded_method<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Method>, D::Error> {
     let text: Option<String> = Option::deserialize(d)?;
     text.map(|t| {
-        Method::from_recorded(&t).ok_or_else(|| serde::de::Error::custom(format!("unknown attach method {t:?}")))
+        Method::from_recorded(&t)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown attach method {t:?}")))
     })
     .transpose()
 }
 
 fn recorded_way<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
     let text = String::deserialize(d)?;
-    Method::from_recorded(&text).ok_or_else(|| serde::de::Error::custom(format!("unknown attach method {text:?}")))
+    Method::from_recorded(&text)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown attach method {text:?}")))
 }
 
 /// One way to attach a probe point.

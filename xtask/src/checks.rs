@@ -188,9 +188,7 @@ fn fallbacks(c: &mut Checker, t: &GroundTruth, r: &Report) {
         let ok = if traceable {
             method == "fentry" && function == probe
         } else {
-            method == "caller"
-                && function == caller
-                && p.is_some_and(|p| p.tried.len() >= 2)
+            method == "caller" && function == caller && p.is_some_and(|p| p.tried.len() >= 2)
         };
         c.check(
             &format!("fallback.{probe}"),
