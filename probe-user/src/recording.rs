@@ -3,7 +3,7 @@
 //! The reader streams (a recording can be large) and names the line of anything it rejects.
 use std::{
     fs::File,
-    io::{self, BufRead, BufReader, Write},
+    io::{self, BufRead, BufReader, Read, Write},
     path::Path,
 };
 
@@ -14,6 +14,10 @@ use serde::{
 };
 
 use crate::{event::Event, frame::Frame, host::Host, model::Layout, probes::ProbeStatus};
+
+pub mod parallel;
+pub mod validate;
+mod wire;
 
 /// Bumped on any incompatible change of the line format (2: the online/offline step events).
 pub const FORMAT_VERSION: u32 = 2;
@@ -53,7 +57,7 @@ pub struct Summary {
     pub undecodable_events: u64,
     /// How long recording ran, ns.
     pub duration_ns: u64,
-    /// Why recording stopped: "duration", "SIGINT", "SIGTERM", "end of input".
+    /// Why recording stopped: "duration", "SIGINT", "SIGTERM", "SIGHUP", "stopped", "end of input".
     pub end_reason: String,
     /// The static picture at the end.
     pub frame: Option<Frame>,
@@ -129,7 +133,7 @@ impl<'de> Visitor<'de> for LineVisitor {
                 let rest = MapAccessDeserializer::new(map);
                 Ok(match kind {
                     LineType::Header => Line::Header(Box::new(Header::deserialize(rest)?)),
-                    LineType::Event => Line::Event(Event::deserialize(rest)?),
+                    LineType::Event => Line::Event(wire::event(rest)?),
                     LineType::Summary => Line::Summary(Box::new(Summary::deserialize(rest)?)),
                 })
             }
@@ -171,6 +175,13 @@ pub enum RecordingError {
         line: usize,
         reason: String,
     },
+    /// A field whose value no kernel can produce.
+    #[error("{name}:{line}: {what}")]
+    Value {
+        name: String,
+        line: usize,
+        what: validate::Invalid,
+    },
     #[error("{name}:{line}: expected the header line first, found {found}")]
     NoHeader {
         name: String,
@@ -187,10 +198,24 @@ pub enum RecordingError {
         line: usize,
         found: &'static str,
     },
-    #[error("{name}: ends at line {line} without a summary line: the recording is truncated (was `mhpscope record` killed?)")]
+    /// The input ended before the summary (the recorder was killed, the disk filled): what
+    /// came before `line` is whole; `line` itself may be cut.
+    #[error("{name} ends at line {line} without a summary: the recording was cut short")]
     Truncated { name: String, line: usize },
     #[error("{name}:{line}: data after the summary line")]
     Trailing { name: String, line: usize },
+}
+
+impl RecordingError {
+    /// The warning a reader shows when it goes on with a cut recording.
+    pub fn cut_short_warning(&self) -> Option<String> {
+        match self {
+            RecordingError::Truncated { name, line } => Some(format!(
+                "{name} ends at line {line} without a summary: the recording was cut short; everything up to there is shown"
+            )),
+            _ => None,
+        }
+    }
 }
 
 pub struct Writer<W: Write> {
@@ -220,12 +245,42 @@ pub enum Item {
     Summary(Summary),
 }
 
+/// Read buffer of a recording file: most lines are found whole in it and parsed in place.
+pub const READ_BUFFER: usize = 1 << 20;
+
+/// What the checks of the lines after the header need: from the header.
+#[derive(Debug, Clone)]
+pub struct Checks {
+    layout: Layout,
+    limits: validate::Limits,
+}
+
+impl Checks {
+    pub fn new(header: &Header) -> Checks {
+        Checks {
+            layout: header.layout.clone(),
+            limits: validate::Limits::new(&header.layout),
+        }
+    }
+
+    /// A line after the header, parsed and checked.
+    pub fn line(&self, line: Line) -> Result<Line, validate::Invalid> {
+        match &line {
+            Line::Event(e) => validate::event(e, &self.limits)?,
+            Line::Summary(s) => validate::summary(s, &self.layout)?,
+            Line::Header(_) => {}
+        }
+        Ok(line)
+    }
+}
+
 pub struct Reader<R: BufRead> {
     input: R,
     name: String,
     line_no: usize,
     buf: String,
     done: bool,
+    checks: Option<Checks>,
 }
 
 impl Reader<BufReader<File>> {
@@ -235,7 +290,15 @@ impl Reader<BufReader<File>> {
             name: name.clone(),
             source,
         })?;
-        Ok(Reader::new(BufReader::new(file), name))
+        Ok(Reader::new(BufReader::with_capacity(READ_BUFFER, file), name))
+    }
+}
+
+impl<R: Read> Reader<BufReader<R>> {
+    /// Whether input is waiting in the read buffer: when not, the next read may block
+    /// (a pipe, a followed file), so a caller batching events should hand them on first.
+    pub fn has_buffered(&self) -> bool {
+        !self.input.buffer().is_empty()
     }
 }
 
@@ -247,11 +310,18 @@ impl<R: BufRead> Reader<R> {
             line_no: 0,
             buf: String::new(),
             done: false,
+            checks: None,
         }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// After [`Reader::header`]: the input where the body begins, the number of the last
+    /// line read and the checks of the lines to come (for a reader of the body in parallel).
+    pub fn into_body(self) -> (R, String, usize, Option<Checks>) {
+        (self.input, self.name, self.line_no, self.checks)
     }
 
     fn invalid(&self, reason: impl ToString) -> RecordingError {
@@ -262,21 +332,34 @@ impl<R: BufRead> Reader<R> {
         }
     }
 
+    fn truncated(&self) -> RecordingError {
+        RecordingError::Truncated {
+            name: self.name.clone(),
+            line: self.line_no,
+        }
+    }
+
+    fn io_error(&self, source: io::Error) -> RecordingError {
+        RecordingError::Io {
+            name: self.name.clone(),
+            source,
+        }
+    }
+
     /// Reads the next line; None at end of input. A line found whole in the input's buffer is
     /// parsed in place; a longer one (a header listing many blocks) streams from the input,
-    /// never held as text.
+    /// never held as text. A last line cut short (no newline, not a whole value) is
+    /// `Truncated`.
     fn next_line(&mut self) -> Result<Option<Line>, RecordingError> {
         loop {
-            let name = &self.name;
-            let io_error = |source| RecordingError::Io {
-                name: name.clone(),
-                source,
+            let buffered = match self.input.fill_buf() {
+                Ok(b) => b,
+                Err(e) => return Err(self.io_error(e)),
             };
-            let buffered = self.input.fill_buf().map_err(io_error)?;
             if buffered.is_empty() {
                 return Ok(None);
             }
-            if let Some(nl) = buffered.iter().position(|&c| c == b'\n') {
+            if let Some(nl) = memchr::memchr(b'\n', buffered) {
                 let text = &buffered[..nl];
                 let blank = text.iter().all(u8::is_ascii_whitespace);
                 let parsed = (!blank).then(|| serde_json::from_slice::<Line>(text));
@@ -294,57 +377,97 @@ impl<R: BufRead> Reader<R> {
                 continue;
             }
             self.line_no += 1;
-            let line = Line::deserialize(&mut serde_json::Deserializer::from_reader(&mut self.input))
-                .map_err(|e| self.invalid(e))?;
+            let parsed = Line::deserialize(&mut serde_json::Deserializer::from_reader(&mut self.input));
             // What follows the value up to the end of its line must be blank.
             self.buf.clear();
-            self.input.read_line(&mut self.buf).map_err(io_error)?;
-            if !self.buf.trim().is_empty() {
-                return Err(self.invalid(format!("trailing characters {:?}", self.buf.trim())));
-            }
-            return Ok(Some(line));
+            let rest = self.input.read_line(&mut self.buf);
+            let ended = self.buf.is_empty() || !self.buf.ends_with('\n');
+            return match (parsed, rest) {
+                (_, Err(e)) => Err(self.io_error(e)),
+                // The input ends inside this line: it was cut while being written.
+                (Err(_), Ok(_)) if ended => Err(self.truncated()),
+                (Err(e), Ok(_)) => Err(self.invalid(e)),
+                (Ok(_), Ok(_)) if !self.buf.trim().is_empty() => {
+                    Err(self.invalid(format!("trailing characters {:?}", self.buf.trim())))
+                }
+                (Ok(line), Ok(_)) => Ok(Some(line)),
+            };
         }
     }
 
     pub fn header(&mut self) -> Result<Header, RecordingError> {
         let line = self.line_no + 1;
-        match self.next_line()? {
-            Some(Line::Header(h)) if READS_FORMATS.contains(&h.format_version) => Ok(*h),
-            Some(Line::Header(h)) => Err(RecordingError::Version {
+        match self.next_line() {
+            Ok(Some(Line::Header(h))) if READS_FORMATS.contains(&h.format_version) => {
+                validate::header(&h).map_err(|what| RecordingError::Value {
+                    name: self.name.clone(),
+                    line: self.line_no,
+                    what,
+                })?;
+                self.checks = Some(Checks::new(&h));
+                Ok(*h)
+            }
+            Ok(Some(Line::Header(h))) => Err(RecordingError::Version {
                 name: self.name.clone(),
                 line: self.line_no,
                 found: h.format_version,
             }),
-            Some(other) => Err(RecordingError::NoHeader {
+            Ok(Some(other)) => Err(RecordingError::NoHeader {
                 name: self.name.clone(),
                 line: self.line_no,
                 found: kind_of(&other),
             }),
-            None => Err(RecordingError::Truncated {
+            // Not even a header: nothing to show.
+            Ok(None) => Err(RecordingError::Invalid {
                 name: self.name.clone(),
                 line,
+                reason: "empty: a recording begins with its header line".into(),
             }),
+            Err(RecordingError::Truncated { line, .. }) => Err(RecordingError::Invalid {
+                name: self.name.clone(),
+                line,
+                reason: "the header line is cut short: nothing was recorded".into(),
+            }),
+            Err(e) => Err(e),
         }
     }
 
     /// The next event or the summary; None once the summary has been read and input ended.
+    /// `Truncated` when input ends without a summary: everything before was handed on.
     pub fn next_item(&mut self) -> Result<Option<Item>, RecordingError> {
-        match self.next_line()? {
-            None if self.done => Ok(None),
-            None => Err(RecordingError::Truncated {
+        let next = self.next_line();
+        if self.done {
+            // Whatever follows the summary, well-formed or not, is out of place.
+            return match next {
+                Ok(None) => Ok(None),
+                Ok(Some(_)) | Err(RecordingError::Invalid { .. } | RecordingError::Truncated { .. }) => {
+                    Err(RecordingError::Trailing {
+                        name: self.name.clone(),
+                        line: self.line_no,
+                    })
+                }
+                Err(e) => Err(e),
+            };
+        }
+        let line = match next? {
+            None => return Err(self.truncated()),
+            Some(line) => line,
+        };
+        let line = match &self.checks {
+            Some(c) => c.line(line).map_err(|what| RecordingError::Value {
                 name: self.name.clone(),
                 line: self.line_no,
-            }),
-            Some(_) if self.done => Err(RecordingError::Trailing {
-                name: self.name.clone(),
-                line: self.line_no,
-            }),
-            Some(Line::Event(e)) => Ok(Some(Item::Event(e))),
-            Some(Line::Summary(s)) => {
+                what,
+            })?,
+            None => line,
+        };
+        match line {
+            Line::Event(e) => Ok(Some(Item::Event(e))),
+            Line::Summary(s) => {
                 self.done = true;
                 Ok(Some(Item::Summary(*s)))
             }
-            Some(Line::Header(_)) => Err(RecordingError::Misplaced {
+            Line::Header(_) => Err(RecordingError::Misplaced {
                 name: self.name.clone(),
                 line: self.line_no,
                 found: "header",
@@ -387,6 +510,7 @@ mod tests {
                 struct_page_size: 64,
                 block_size_bytes: 128 << 20,
                 page_flags: None,
+                features: Default::default(),
             },
             probes: vec![],
             frame: Frame::default(),
@@ -498,12 +622,48 @@ mod tests {
     fn truncated_recording_names_the_last_line() {
         let text = good();
         let without_summary: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
-        let err = read_all(&without_summary).unwrap_err().to_string();
-        assert!(err.contains("line 2") && err.contains("truncated"), "{err}");
+        let err = read_all(&without_summary).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rec.ndjson ends at line 2 without a summary: the recording was cut short"
+        );
+        assert!(err
+            .cut_short_warning()
+            .unwrap()
+            .ends_with("everything up to there is shown"));
 
-        // cut in the middle of the event line
+        // cut in the middle of the event line: the events before it are read, then Truncated
         let cut = &text[..text.find(r#""tid""#).unwrap()];
-        let err = read_all(cut).unwrap_err().to_string();
+        let mut r = Reader::new(cut.as_bytes(), "rec.ndjson".into());
+        r.header().unwrap();
+        let err = r.next_item().err().unwrap();
+        assert!(matches!(err, RecordingError::Truncated { line: 2, .. }), "{err}");
+
+        // the same through a small buffer (the line streams)
+        let mut r = Reader::new(io::BufReader::with_capacity(16, cut.as_bytes()), "rec".into());
+        r.header().unwrap();
+        assert!(matches!(
+            r.next_item(),
+            Err(RecordingError::Truncated { line: 2, .. })
+        ));
+
+        // a complete last line without its newline is whole
+        let no_newline = without_summary.trim_end();
+        let mut r = Reader::new(no_newline.as_bytes(), "rec".into());
+        r.header().unwrap();
+        assert!(matches!(r.next_item(), Ok(Some(Item::Event(_)))));
+        assert!(matches!(
+            r.next_item(),
+            Err(RecordingError::Truncated { line: 2, .. })
+        ));
+
+        // a bad line that is not the last is an error, not a cut
+        let bad_middle = format!(
+            "{}{{\"type\":\n{}",
+            text.lines().next().unwrap().to_owned() + "\n",
+            text.lines().nth(1).unwrap()
+        );
+        let err = read_all(&bad_middle).unwrap_err().to_string();
         assert!(
             err.starts_with("rec.ndjson:2: not a valid recording line"),
             "{err}"
@@ -518,7 +678,10 @@ mod tests {
         assert!(err.starts_with("rec.ndjson:2:"), "{err}");
 
         let err = read_all("").unwrap_err().to_string();
-        assert!(err.contains("truncated"), "{err}");
+        assert_eq!(
+            err,
+            "rec.ndjson:1: not a valid recording line: empty: a recording begins with its header line"
+        );
 
         let first_event = good().lines().nth(1).unwrap().to_string();
         let err = read_all(&first_event).unwrap_err().to_string();

@@ -42,7 +42,7 @@ impl BlockList {
     pub fn push(&mut self, b: BlockFrame) {
         self.len += 1;
         if let Some(r) = self.runs.last_mut() {
-            if r.first + r.count == b.id
+            if r.first.checked_add(r.count) == Some(b.id)
                 && r.state == b.state
                 && r.node == b.node
                 && r.valid_zones == b.valid_zones
