@@ -2,7 +2,7 @@
 use std::{
     fs::File,
     io::{self, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -29,6 +29,33 @@ fn create_output(output: &Option<PathBuf>) -> Result<Box<dyn Write>> {
     })
 }
 
+/// Whether `e` comes from writing into a closed pipe (`mhpscope ... | head`): the reader has
+/// what it wanted, and mhpscope ends quietly, as other Unix tools do.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Before `record -o FILE` writes: an earlier recording at FILE becomes FILE.old (as perf
+/// keeps perf.data.old), replacing an older FILE.old. Only regular files move (not
+/// /dev/null or a FIFO). Returns where it went.
+pub fn keep_earlier_recording(path: &Path) -> io::Result<Option<PathBuf>> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {
+            let mut old = path.as_os_str().to_owned();
+            old.push(".old");
+            let old = PathBuf::from(old);
+            std::fs::rename(path, &old)?;
+            Ok(Some(old))
+        }
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `mhpscope synth`: a synthetic recording.
 pub fn synth(output: Option<PathBuf>, blocks: u64, nodes: u64, cycles: u64) -> Result<()> {
     let out = create_output(&output)?;
@@ -36,53 +63,96 @@ pub fn synth(output: Option<PathBuf>, blocks: u64, nodes: u64, cycles: u64) -> R
     Ok(())
 }
 
-/// `mhpscope record`: NDJSON to a file or stdout.
+/// `mhpscope record`: NDJSON to a file or stdout. The file is created once tracing works
+/// (the header is ready): an earlier recording there becomes FILE.old then, and a record that
+/// cannot attach leaves it alone. A write error (a full disk) stops tracing; the summary is
+/// still tried, and the error says how far the recording got.
 pub fn record(opts: &Options, output: Option<PathBuf>, duration: Option<Duration>) -> Result<()> {
-    let out = create_output(&output)?;
+    let output = output.filter(|p| p.as_os_str() != "-");
     let name = output
         .as_ref()
         .map_or("stdout".into(), |p| p.display().to_string());
-    let mut writer = recording::Writer::new(out);
+    let open = || -> Result<recording::Writer<Box<dyn Write>>> {
+        if let Some(p) = &output {
+            let moved = keep_earlier_recording(p)
+                .with_context(|| format!("moving the earlier {} out of the way", p.display()))?;
+            if let Some(old) = moved {
+                eprintln!("mhpscope: {} existed: kept it as {}", p.display(), old.display());
+            }
+        }
+        Ok(recording::Writer::new(create_output(&output)?))
+    };
     let feed = source::spawn(Input::Live { duration }, opts);
-    let write =
-        |w: &mut recording::Writer<_>, line: &Line| w.write(line).with_context(|| format!("writing {name}"));
-    loop {
+    let first = match feed.rx.recv() {
+        Ok(Update::Header(h)) => h,
+        Ok(Update::Failed(why)) => bail!("{why}"),
+        Ok(_) | Err(_) => bail!("the tracing thread ended without a header"),
+    };
+    warn_unattached(&first.probes);
+    let mut writer = open()?;
+    let mut pending = Some(Update::Header(first));
+    let mut written = 0u64;
+    let failed = loop {
         // Flush whenever the source has nothing waiting: a follower sees events promptly.
-        let update = match feed.rx.try_recv() {
+        let update = match pending.take().map_or_else(|| feed.rx.try_recv(), Ok) {
             Ok(u) => u,
             Err(_) => {
-                writer.flush().with_context(|| format!("writing {name}"))?;
+                if let Err(e) = writer.flush() {
+                    break e;
+                }
                 match feed.rx.recv() {
                     Ok(u) => u,
                     Err(_) => bail!("the tracing thread ended without a summary"),
                 }
             }
         };
-        match update {
+        let result = match update {
             Update::Header(h) => {
-                warn_unattached(&h.probes);
-                write(&mut writer, &Line::Header(h))?;
-                writer.flush().with_context(|| format!("writing {name}"))?;
-                eprintln!("mhpscope: recording to {name}; Ctrl-C to stop");
-            }
-            Update::Event(ev) => write(&mut writer, &Line::Event(ev))?,
-            Update::Events(evs) => {
-                for ev in evs {
-                    write(&mut writer, &Line::Event(ev))?;
+                let r = writer.write(&Line::Header(h)).and_then(|()| writer.flush());
+                if r.is_ok() {
+                    eprintln!("mhpscope: recording to {name}; Ctrl-C to stop");
                 }
+                r
             }
+            Update::Event(ev) => writer.write(&Line::Event(ev)).map(|()| written += 1),
+            Update::Events(evs) => evs
+                .into_iter()
+                .try_for_each(|ev| writer.write(&Line::Event(ev)).map(|()| written += 1)),
             Update::Summary(s) => {
-                write(&mut writer, &Line::Summary(s.clone()))?;
-                writer.flush().with_context(|| format!("writing {name}"))?;
+                writer
+                    .write(&Line::Summary(s.clone()))
+                    .and_then(|()| writer.flush())
+                    .with_context(|| format!("writing the summary to {name}"))?;
                 eprintln!(
                     "mhpscope: {} events recorded ({} lost, {} undecodable), stopped by {}",
                     s.events, s.lost_events, s.undecodable_events, s.end_reason
                 );
                 return Ok(());
             }
-            Update::Failed(why) => bail!("{why}"),
+            Update::Failed(why) | Update::Truncated(why) => bail!("{why}"),
+        };
+        if let Err(e) = result {
+            break e;
         }
+    };
+    // Writing failed. Into a closed pipe: the reader is gone, so are we (quietly: main).
+    if failed.kind() == io::ErrorKind::BrokenPipe {
+        return Err(anyhow::Error::new(failed).context(format!("writing {name}")));
     }
+    // Otherwise (a full disk): stop tracing, and try to end the file with its summary.
+    feed.stop();
+    let summary = feed.rx.iter().find_map(|u| match u {
+        Update::Summary(s) => Some(s),
+        _ => None,
+    });
+    let ending = match summary {
+        Some(s) => match writer.write(&Line::Summary(s)).and_then(|()| writer.flush()) {
+            Ok(()) => "its summary was written after them".to_string(),
+            Err(e) => format!("its summary could not be written either ({e}): readers show it as cut short"),
+        },
+        None => "the tracing thread gave no summary: readers show it as cut short".to_string(),
+    };
+    bail!("writing {name}: {failed}: recording stopped; {written} events written before, {ending}")
 }
 
 fn warn_unattached(probes: &[ProbeStatus]) {
@@ -96,7 +166,15 @@ fn warn_unattached(probes: &[ProbeStatus]) {
 }
 
 /// `mhpscope report`: live for a while, or from a recording (a file, a growing file, stdin).
-pub fn report(opts: &Options, input: Input, json: bool, wide: bool, view: ViewOptions) -> Result<()> {
+/// A recording cut short is shown with a warning, unless `strict`.
+pub fn report(
+    opts: &Options,
+    input: Input,
+    json: bool,
+    wide: bool,
+    strict: bool,
+    view: ViewOptions,
+) -> Result<()> {
     if let Input::Live { duration: Some(d) } = &input {
         eprintln!(
             "mhpscope: tracing for {}; Ctrl-C to stop early",
@@ -104,13 +182,21 @@ pub fn report(opts: &Options, input: Input, json: bool, wide: bool, view: ViewOp
         );
     }
     let doc = collect(opts, input, view)?;
+    if let Some(warning) = &doc.truncated {
+        if strict {
+            bail!("{warning} (refused: --strict)");
+        }
+        eprintln!("mhpscope: warning: {warning}");
+    }
     let mut stdout = io::stdout().lock();
     let text = if json {
         doc.to_json()
     } else {
         doc.to_text_width(if wide { None } else { terminal_width() })
     };
-    writeln!(stdout, "{text}").context("writing the report")?;
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .context("writing the report")?;
     Ok(())
 }
 
@@ -128,7 +214,8 @@ fn terminal_width() -> Option<u16> {
         .filter(|&w| w >= 40)
 }
 
-/// Streams a whole input through the model and builds its report.
+/// Streams a whole input through the model and builds its report; a recording cut short
+/// gives the report of what it holds, its `truncated` set.
 pub fn collect(opts: &Options, input: Input, view: ViewOptions) -> Result<Document> {
     let live = input.is_live();
     let mut stream = Stream::new(input.origin()).with_view(view);
@@ -147,8 +234,12 @@ pub fn collect(opts: &Options, input: Input, view: ViewOptions) -> Result<Docume
     if let Some(why) = &stream.failure {
         bail!("{why}");
     }
-    match (&stream.summary, stream.document()) {
-        (Some(_), Some(doc)) => Ok(doc),
+    // A summary, or a recording cut short (the document says so): everything it holds.
+    match (
+        stream.summary.is_some() || stream.truncated.is_some(),
+        stream.document(),
+    ) {
+        (true, Some(doc)) => Ok(doc),
         _ => bail!("the source ended without a summary"),
     }
 }
@@ -293,4 +384,43 @@ pub fn probes(opts: &Options, json: bool) -> Result<()> {
         writeln!(stdout, "\n{}", self_cost_text(&tracer))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_earlier_recording_is_kept_as_old() {
+        let dir = std::env::temp_dir().join(format!("mhpscope-keep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rec = dir.join("hp.ndjson");
+        assert_eq!(keep_earlier_recording(&rec).unwrap(), None, "nothing there yet");
+
+        std::fs::write(&rec, "first\n").unwrap();
+        let old = keep_earlier_recording(&rec).unwrap().unwrap();
+        assert_eq!(old, dir.join("hp.ndjson.old"));
+        assert!(!rec.exists());
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "first\n");
+
+        // the next one replaces the .old, as perf does
+        std::fs::write(&rec, "second\n").unwrap();
+        keep_earlier_recording(&rec).unwrap();
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "second\n");
+
+        // not a regular file: left alone
+        assert_eq!(keep_earlier_recording(Path::new("/dev/null")).unwrap(), None);
+        assert_eq!(keep_earlier_recording(&dir).unwrap(), None);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn broken_pipes_are_told_apart() {
+        let pipe =
+            anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing the report");
+        assert!(is_broken_pipe(&pipe));
+        let full =
+            anyhow::Error::new(io::Error::from(io::ErrorKind::StorageFull)).context("writing hp.ndjson");
+        assert!(!is_broken_pipe(&full));
+    }
 }

@@ -1,5 +1,5 @@
 //! The live loop: drain the ring buffer on a short timer (the kernel side never wakes us),
-//! decode, hand events on; stop at the deadline or on SIGINT/SIGTERM.
+//! decode, hand events on; stop at the deadline or on SIGINT/SIGTERM/SIGHUP.
 use std::{
     future,
     sync::atomic::{AtomicBool, Ordering},
@@ -31,11 +31,13 @@ pub struct LiveCounts {
     pub undecodable: u64,
 }
 
-/// SIGINT/SIGTERM handlers. Installed before anything is announced, so that a signal can
-/// never kill us between "ready" and the summary.
+/// SIGINT/SIGTERM/SIGHUP handlers. Installed before anything is announced, so that a signal
+/// can never kill us between "ready" and the summary. SIGHUP (the terminal closed, an ssh
+/// session dropped) ends a recording as cleanly as Ctrl-C.
 pub struct StopSignals {
     sigint: Signal,
     sigterm: Signal,
+    sighup: Signal,
 }
 
 impl StopSignals {
@@ -43,12 +45,13 @@ impl StopSignals {
         Ok(StopSignals {
             sigint: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
             sigterm: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            sighup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
         })
     }
 }
 
 /// Runs until `duration` has passed (forever if None), a signal arrives or `stop` is set;
-/// returns why it stopped ("duration", "SIGINT", "SIGTERM", "stopped") and what it saw.
+/// returns why it stopped ("duration", "SIGINT", "SIGTERM", "SIGHUP", "stopped") and what it saw.
 /// `on_event` gets each event; `on_tick` runs after each drain (and sample), when the events
 /// of that drain have all been handed over.
 #[allow(clippy::too_many_arguments)]
@@ -89,6 +92,7 @@ pub async fn run(
             _ = &mut deadline => break "duration",
             _ = signals.sigint.recv() => break "SIGINT",
             _ = signals.sigterm.recv() => break "SIGTERM",
+            _ = signals.sighup.recv() => break "SIGHUP",
         }
     };
     drain(tracer, &mut counts, &mut on_event)?;

@@ -87,6 +87,10 @@ enum Command {
         /// Keep every column at full width instead of wrapping the tables to the terminal.
         #[arg(long)]
         wide: bool,
+        /// Refuse a recording cut short (no summary line) instead of showing what it holds
+        /// with a warning.
+        #[arg(long)]
+        strict: bool,
     },
     /// A live view in the terminal: nodes, block map, zones, events, probes.
     Top {
@@ -211,7 +215,8 @@ fn main() -> ExitCode {
                         duration,
                         json,
                         wide,
-                    } => commands::report(&opts, input.into_input(Some(duration)), json, wide, view),
+                        strict,
+                    } => commands::report(&opts, input.into_input(Some(duration)), json, wide, strict, view),
                     Command::Top { input, speed } => tui::run(&opts, input.into_input(None), speed, view),
                     Command::Serve { input, listen, speed } => {
                         serve::run(&opts, input.into_input(None), listen, speed, view).await
@@ -229,6 +234,8 @@ fn main() -> ExitCode {
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Output into a closed pipe (`| head`): the reader has what it wanted.
+        Err(e) if commands::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mhpscope: error: {e:#}");
             ExitCode::FAILURE

@@ -8,7 +8,8 @@ use std::{
 
 use crate::stream::{Stream, Update};
 
-/// At most this many updates per pump, so that a view stays responsive on a huge input.
+/// About this many events (or other updates) per pump, so that a view stays responsive on a
+/// huge input.
 const MAX_PER_PUMP: usize = 200_000;
 
 pub struct Player {
@@ -61,7 +62,9 @@ impl Player {
         Some(ts + (elapsed * self.speed.unwrap_or(1.0)) as u64)
     }
 
-    /// Applies every update due at `now`; returns how many were applied.
+    /// Applies every update due at `now`; returns how many events (and other updates) were
+    /// applied. Paced, a batch of events (a file's chunk) is applied as its events fall due:
+    /// what is not due yet waits.
     pub fn pump(&mut self, rx: &Receiver<Update>, stream: &mut Stream, now: Instant) -> usize {
         let mut applied = 0;
         while applied < MAX_PER_PUMP {
@@ -72,16 +75,45 @@ impl Player {
                     break;
                 }
             }
+            let next = match next {
+                Update::Events(mut evs) if self.speed.is_some() => {
+                    // Recorded in exit order: times may step back a little, so the first one
+                    // not due ends what is applied now.
+                    let due = evs
+                        .iter()
+                        .position(|e| !self.due(e.ts_ns, now))
+                        .unwrap_or(evs.len());
+                    if due < evs.len() {
+                        self.lookahead = Some(Update::Events(evs.split_off(due)));
+                    }
+                    Update::Events(evs)
+                }
+                other => other,
+            };
+            applied += match &next {
+                Update::Events(evs) => evs.len(),
+                _ => 1,
+            };
             stream.apply(next);
-            applied += 1;
+            if self.lookahead.is_some() {
+                break;
+            }
         }
         applied
     }
 
     /// Applies the next event (and any non-event update before it) whatever the clock says,
-    /// and moves the replay clock to it. Returns whether there was one.
+    /// and moves the replay clock to it. Returns whether there was one. Of a batch, paced,
+    /// only its first event: the rest waits.
     pub fn step(&mut self, rx: &Receiver<Update>, stream: &mut Stream, now: Instant) -> bool {
         while let Some(next) = self.next(rx) {
+            let next = match next {
+                Update::Events(mut evs) if self.speed.is_some() && evs.len() > 1 => {
+                    self.lookahead = Some(Update::Events(evs.split_off(1)));
+                    Update::Events(evs)
+                }
+                other => other,
+            };
             let times = event_times(&next);
             stream.apply(next);
             if let Some((_, last)) = times {
@@ -213,21 +245,50 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_is_due_with_its_first_event_and_steps_to_its_last() {
+    fn a_batch_is_applied_as_its_events_fall_due_and_stepped_one_event_at_a_time() {
         let (tx, rx) = sync_channel(4);
         let batch = |ts: &[u64]| Update::Events(ts.iter().map(|&t| event(t)).collect());
-        tx.send(batch(&[100 * S, 100 * S + 1])).unwrap();
+        tx.send(batch(&[100 * S, 100 * S + 1, 102 * S])).unwrap();
         tx.send(batch(&[103 * S, 104 * S])).unwrap();
         let (mut p, mut s) = (Player::new(Some(1.0)), Stream::new("t"));
         let t0 = Instant::now();
-        assert_eq!(p.pump(&rx, &mut s, t0), 1, "the first batch is due at once");
+        assert_eq!(p.pump(&rx, &mut s, t0), 1, "only the first event is due at once");
         assert_eq!(
-            p.pump(&rx, &mut s, t0 + Duration::from_secs(2)),
+            p.pump(&rx, &mut s, t0 + Duration::from_millis(1)),
+            1,
+            "the second"
+        );
+        assert_eq!(
+            p.pump(&rx, &mut s, t0 + Duration::from_secs(1)),
             0,
-            "+2 s: not yet"
+            "+1 s: not yet"
+        );
+        assert_eq!(p.pump(&rx, &mut s, t0 + Duration::from_secs(2)), 1, "+2 s");
+        assert!(p.step(&rx, &mut s, t0 + Duration::from_secs(2)));
+        assert_eq!(
+            p.position_ns(t0 + Duration::from_secs(2)),
+            Some(103 * S),
+            "one event"
         );
         assert!(p.step(&rx, &mut s, t0 + Duration::from_secs(2)));
         assert_eq!(p.position_ns(t0 + Duration::from_secs(2)), Some(104 * S));
+        assert!(!p.step(&rx, &mut s, t0 + Duration::from_secs(2)));
+        assert_eq!(
+            s.model.as_ref().map(|m| m.events),
+            None,
+            "no header: nothing modelled"
+        );
+    }
+
+    #[test]
+    fn unpaced_batches_go_whole() {
+        let (tx, rx) = sync_channel(4);
+        tx.send(Update::Events((0..10).map(|i| event(i * S)).collect()))
+            .unwrap();
+        drop(tx);
+        let (mut p, mut s) = (Player::new(None), Stream::new("t"));
+        assert_eq!(p.pump(&rx, &mut s, Instant::now()), 10);
+        assert!(p.drained());
     }
 
     #[test]

@@ -80,7 +80,10 @@ pub fn print(of: Of) -> Result<()> {
     };
     // writeln!, not println!: into a closed pipe that is an error (main ends quietly), not a panic.
     let mut out = std::io::stdout().lock();
-    std::io::Write::write_all(&mut out, format!("{}\n", serde_json::to_string_pretty(&schema)?).as_bytes())?;
+    std::io::Write::write_all(
+        &mut out,
+        format!("{}\n", serde_json::to_string_pretty(&schema)?).as_bytes(),
+    )?;
     std::io::Write::flush(&mut out)?;
     Ok(())
 }

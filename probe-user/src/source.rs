@@ -17,6 +17,7 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
+use log::warn;
 
 use crate::{
     frame::{self, Frame},
@@ -25,12 +26,20 @@ use crate::{
     loader::{self, Options},
     model::Layout,
     probes::ProbeStatus,
-    recording::{self, Header, Item, Reader, Summary},
+    recording::{
+        self,
+        parallel::{self, Stop},
+        validate, Header, Item, Reader, Summary,
+    },
     stream::Update,
 };
 
-/// Updates in flight between a source and its view (a line each, or a live drain's events).
-const CHANNEL_LINES: usize = 65_536;
+/// Updates in flight between a source and its view: a live drain's events, or a file's batch
+/// of a few thousand lines, each. Bounds what a slow view lets pile up.
+const CHANNEL_UPDATES: usize = 64;
+/// Events per update read from a pipe or a followed file (handed on sooner when the input
+/// has nothing more waiting).
+const BATCH_EVENTS: usize = 4096;
 /// How often a followed file is polled for growth.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
@@ -88,7 +97,7 @@ impl Feed {
 }
 
 pub fn spawn(input: Input, opts: &Options) -> Feed {
-    let (tx, rx) = sync_channel(CHANNEL_LINES);
+    let (tx, rx) = sync_channel(CHANNEL_UPDATES);
     let stop = Arc::new(AtomicBool::new(false));
     let (opts, flag) = (opts.clone(), stop.clone());
     thread::Builder::new()
@@ -98,7 +107,7 @@ pub fn spawn(input: Input, opts: &Options) -> Feed {
                 Input::Live { duration } => live_source(&opts, duration, &tx, &flag),
                 Input::File { path, follow } => file_source(&path, follow, &tx, &flag),
                 Input::Stdin => {
-                    let stdin = BufReader::new(io::stdin());
+                    let stdin = BufReader::with_capacity(recording::READ_BUFFER, io::stdin());
                     read_lines(Reader::new(stdin, "stdin".into()), false, &tx)
                 }
             };
@@ -129,23 +138,80 @@ fn file_source(path: &Path, follow: bool, tx: &SyncSender<Update>, stop: &Arc<At
         };
         read_lines(Reader::new(BufReader::new(tail), name), true, tx)
     } else {
-        read_lines(Reader::new(BufReader::new(file), name), false, tx)
+        let reader = Reader::new(BufReader::with_capacity(recording::READ_BUFFER, file), name);
+        read_in_parallel(reader, tx)
     }
 }
 
-fn read_lines<R: BufRead>(mut reader: Reader<R>, follow: bool, tx: &SyncSender<Update>) -> Result<()> {
+/// Threads that parse a whole file: as many as there are CPUs, up to 4.
+fn parsers() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// A whole file: its body parsed on several threads, in batches.
+fn read_in_parallel<R: BufRead + Send>(mut reader: Reader<R>, tx: &SyncSender<Update>) -> Result<()> {
+    let header = reader.header()?;
+    if send(tx, Update::Header(Box::new(header))).is_err() {
+        return Ok(());
+    }
+    let (input, name, lines, checks) = reader.into_body();
+    let checks = checks.expect("checks come with the header");
+    let end = parallel::read_body(input, &name, lines, &checks, parsers(), |batch| {
+        send(tx, Update::Events(batch))
+    });
+    let last = match end {
+        Ok(summary) => Update::Summary(Box::new(summary)),
+        Err(Stop::Sink(_)) => return Ok(()),
+        Err(Stop::Recording(e)) => match e.cut_short_warning() {
+            Some(warning) => Update::Truncated(warning),
+            None => return Err(e.into()),
+        },
+    };
+    let _ = send(tx, last);
+    Ok(())
+}
+
+/// A pipe or a followed file, line by line; events go in batches, handed on whenever the
+/// input has nothing more waiting (so that a follower sees them at once).
+fn read_lines<R: Read>(
+    mut reader: Reader<BufReader<R>>,
+    follow: bool,
+    tx: &SyncSender<Update>,
+) -> Result<()> {
     let result = (|| -> Result<()> {
         send(tx, Update::Header(Box::new(reader.header()?)))?;
-        while let Some(item) = reader.next_item()? {
+        let mut batch = Vec::new();
+        loop {
+            let item = match reader.next_item() {
+                Ok(item) => item,
+                Err(e) => {
+                    if !batch.is_empty() {
+                        send(tx, Update::Events(std::mem::take(&mut batch)))?;
+                    }
+                    return match e.cut_short_warning() {
+                        Some(warning) => send(tx, Update::Truncated(warning)),
+                        None => Err(e.into()),
+                    };
+                }
+            };
             match item {
-                Item::Event(ev) => send(tx, Update::Event(ev))?,
-                Item::Summary(s) => {
+                Some(Item::Event(ev)) => {
+                    batch.push(ev);
+                    if batch.len() >= BATCH_EVENTS || !reader.has_buffered() {
+                        send(tx, Update::Events(std::mem::take(&mut batch)))?;
+                    }
+                }
+                Some(Item::Summary(s)) => {
+                    if !batch.is_empty() {
+                        send(tx, Update::Events(std::mem::take(&mut batch)))?;
+                    }
                     send(tx, Update::Summary(Box::new(s)))?;
                     // A followed file may be written again later; what was asked for is here.
                     if follow {
                         break;
                     }
                 }
+                None => break,
             }
         }
         Ok(())
@@ -239,6 +305,10 @@ fn live_source(
             probes: tracer.probes.clone(),
             frame,
         };
+        // Decoded events are checked as a recording's are: one the kernel side got wrong is
+        // dropped and counted as undecodable, never handed to the model.
+        let limits = validate::Limits::new(&header.layout);
+        let mut rejected = 0u64;
         send(tx, Update::Header(Box::new(header)))?;
         let started = Instant::now();
         // A drain's events go over as one update: one wakeup of the view per drain.
@@ -250,7 +320,15 @@ fn live_source(
             stop,
             duration,
             |ev| {
-                batch.borrow_mut().push(ev);
+                match validate::event(&ev, &limits) {
+                    Ok(()) => batch.borrow_mut().push(ev),
+                    Err(e) => {
+                        rejected += 1;
+                        warn!(
+                            "dropped an impossible event from the kernel side (counted as undecodable): {e}"
+                        );
+                    }
+                }
                 Ok(())
             },
             || {
@@ -264,9 +342,9 @@ fn live_source(
         )
         .await?;
         let summary = Summary {
-            events: counts.events,
+            events: counts.events.saturating_sub(rejected),
             lost_events: tracer.lost_events(),
-            undecodable_events: counts.undecodable,
+            undecodable_events: counts.undecodable + rejected,
             duration_ns: started.elapsed().as_nanos() as u64,
             end_reason: reason.into(),
             frame: frame::read(Path::new("/")).ok(),

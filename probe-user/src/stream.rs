@@ -22,8 +22,11 @@ pub enum Update {
     /// once: the view then wakes and writes once per drain instead of once per event.
     Events(Vec<Event>),
     Summary(Box<Summary>),
-    /// The source stopped without a summary: why (a truncated file, a probe load failure...).
+    /// The source stopped without a summary: why (a bad file, a probe load failure...).
     Failed(String),
+    /// The recording ends without its summary (cut short: the recorder was killed, the disk
+    /// filled): the warning to show. Everything before it was handed on.
+    Truncated(String),
 }
 
 /// How views judge and how much history they keep (`--headroom-warn`, `--online-grace`,
@@ -53,6 +56,8 @@ pub struct Stream {
     pub model: Option<Model>,
     pub summary: Option<Summary>,
     pub failure: Option<String>,
+    /// The recording ended without its summary: the warning (see `Update::Truncated`).
+    pub truncated: Option<String>,
     /// Time of the last event seen (CLOCK_MONOTONIC of the traced host).
     pub last_ts_ns: u64,
     /// The latest events applied, oldest first (at most `RECENT_EVENTS`).
@@ -71,6 +76,7 @@ impl Stream {
             model: None,
             summary: None,
             failure: None,
+            truncated: None,
             last_ts_ns: 0,
             recent: VecDeque::new(),
             thresholds: Thresholds::default(),
@@ -107,6 +113,7 @@ impl Stream {
                 self.summary = Some(*s);
             }
             Update::Failed(why) => self.failure = Some(why),
+            Update::Truncated(why) => self.truncated = Some(why),
         }
     }
 
@@ -123,15 +130,16 @@ impl Stream {
 
     /// The source has nothing more to give.
     pub fn ended(&self) -> bool {
-        self.summary.is_some() || self.failure.is_some()
+        self.summary.is_some() || self.failure.is_some() || self.truncated.is_some()
     }
 
     /// How the stream ended, for a status line; None while it runs.
     pub fn end_reason(&self) -> Option<String> {
-        match (&self.summary, &self.failure) {
-            (Some(s), _) => Some(format!("ended: {}", s.end_reason)),
-            (None, Some(f)) => Some(format!("failed: {f}")),
-            (None, None) => None,
+        match (&self.summary, &self.failure, &self.truncated) {
+            (Some(s), _, _) => Some(format!("ended: {}", s.end_reason)),
+            (None, Some(f), _) => Some(format!("failed: {f}")),
+            (None, None, Some(_)) => Some("ended: cut short (no summary)".into()),
+            (None, None, None) => None,
         }
     }
 
@@ -147,7 +155,7 @@ impl Stream {
     /// The report document of everything seen so far; None before the header.
     pub fn document(&self) -> Option<Document> {
         let (header, model) = (self.header.as_ref()?, self.model.as_ref()?);
-        Some(Document::build(
+        let mut doc = Document::build(
             model,
             Source {
                 kernel_release: header.host.kernel_release.clone(),
@@ -157,6 +165,8 @@ impl Stream {
                 origin: self.origin.clone(),
             },
             self.thresholds,
-        ))
+        );
+        doc.truncated = self.truncated.clone();
+        Some(doc)
     }
 }

@@ -227,12 +227,12 @@ fn bad_recordings_fail_naming_the_line_and_never_panic() {
         (
             "truncated.ndjson",
             lines[..4].join("\n") + "\n",
-            "ends at line 4 without a summary line",
+            "ends at line 4 without a summary",
         ),
         (
             "cut.ndjson",
             good[..good.len() - 40].to_string(),
-            ":7: not a valid recording line",
+            "ends at line 7 without a summary",
         ),
         (
             "corrupt.ndjson",
@@ -244,17 +244,22 @@ fn bad_recordings_fail_naming_the_line_and_never_panic() {
             "\u{7f}ELF\u{2}\u{1}\n".to_string(),
             ":1: not a valid recording line",
         ),
-        ("empty.ndjson", String::new(), "truncated"),
+        (
+            "empty.ndjson",
+            String::new(),
+            ":1: not a valid recording line: empty",
+        ),
         (
             "noheader.ndjson",
             lines[1..].join("\n"),
             ":1: expected the header line first",
         ),
     ];
+    // --strict: a recording cut short is refused too (without, it is shown: tests/recordings.rs)
     for (name, content, expected) in cases {
         let path = scratch(name);
         fs::write(&path, content).unwrap();
-        let out = mhpscope(&["report", "--input", path.to_str().unwrap()]);
+        let out = mhpscope(&["report", "--strict", "--input", path.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
         assert!(
