@@ -57,9 +57,10 @@ pub fn keep_earlier_recording(path: &Path) -> io::Result<Option<PathBuf>> {
 }
 
 /// `mhpscope synth`: a synthetic recording.
-pub fn synth(output: Option<PathBuf>, blocks: u64, nodes: u64, cycles: u64) -> Result<()> {
+pub fn synth(output: Option<PathBuf>, blocks: u64, nodes: u64, cycles: u64, slots: u64) -> Result<()> {
     let out = create_output(&output)?;
-    crate::synth::write_recording(out, blocks, nodes, cycles).context("writing the synthetic recording")?;
+    crate::synth::write_recording(out, blocks, nodes, cycles, slots)
+        .context("writing the synthetic recording")?;
     Ok(())
 }
 

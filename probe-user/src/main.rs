@@ -131,6 +131,10 @@ enum Command {
         nodes: u64,
         #[arg(long, default_value_t = 1000)]
         cycles: u64,
+        /// Cycle the same SLOTS blocks over and over (a VM resizing) instead of a new block
+        /// each cycle (0).
+        #[arg(long, default_value_t = 0)]
+        slots: u64,
         /// Output file; `-` or absent for stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -227,8 +231,9 @@ fn main() -> ExitCode {
                         blocks,
                         nodes,
                         cycles,
+                        slots,
                         output,
-                    } => commands::synth(output, blocks, nodes, cycles),
+                    } => commands::synth(output, blocks, nodes, cycles, slots),
                 }
             })
         });

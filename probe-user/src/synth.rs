@@ -274,8 +274,10 @@ pub fn frame(blocks: u64, nodes: u64) -> Frame {
 }
 
 /// Writes a recording of a host with `blocks` online blocks on `nodes` nodes, on which `cycles`
-/// more blocks are hot-added, onlined, offlined and removed one after another.
-pub fn write_recording(out: impl Write, blocks: u64, nodes: u64, cycles: u64) -> io::Result<u64> {
+/// more blocks are hot-added, onlined, offlined and removed one after another: each cycle a new
+/// block, or with `slots` > 0 the same `slots` blocks over and over (a VM resizing, as virtio-mem
+/// does).
+pub fn write_recording(out: impl Write, blocks: u64, nodes: u64, cycles: u64, slots: u64) -> io::Result<u64> {
     let mut w = Writer::new(out);
     let start_ns = 1_000_000_000;
     w.write(&Line::Header(Box::new(Header {
@@ -300,7 +302,7 @@ pub fn write_recording(out: impl Write, blocks: u64, nodes: u64, cycles: u64) ->
     let (mut raws, mut events) = (Vec::new(), 0);
     for b in 0..cycles {
         raws.clear();
-        session.block_cycle(b, &mut raws);
+        session.block_cycle(if slots > 0 { b % slots } else { b }, &mut raws);
         for r in &raws {
             let ev = parse_raw(as_bytes(r))
                 .ok()
@@ -377,7 +379,7 @@ mod tests {
     #[test]
     fn a_synthetic_recording_reads_back_whole() {
         let mut text = Vec::new();
-        let events = write_recording(&mut text, 1000, 4, 3).unwrap();
+        let events = write_recording(&mut text, 1000, 4, 3, 0).unwrap();
         assert_eq!(events, 3 * 14);
         let mut r = crate::recording::Reader::new(&text[..], "synth".into());
         let mut stream = crate::stream::Stream::new("synth");

@@ -229,7 +229,7 @@ fn grafana_function(query: &str) -> String {
     }
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         // Prometheus explains a bad query in the body of its 400 / 422.
@@ -238,7 +238,7 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn get(agent: &ureq::Agent, url: &str, query: Option<&str>) -> Result<(u16, String)> {
+pub(crate) fn get(agent: &ureq::Agent, url: &str, query: Option<&str>) -> Result<(u16, String)> {
     let mut req = agent.get(url);
     if let Some(q) = query {
         req = req.query("query", q);
@@ -291,7 +291,7 @@ impl Drop for Guarded {
 }
 
 /// One `mhpscope serve --input <recording>` on a port of its choosing.
-struct Serve {
+pub(crate) struct Serve {
     name: String,
     addr: String,
     /// Killed with this.
@@ -299,7 +299,15 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(bin: &Path, rec: &Path) -> Result<Serve> {
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}/metrics", self.addr)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self._proc.child.id()
+    }
+
+    pub(crate) fn start(bin: &Path, rec: &Path) -> Result<Serve> {
         let name = rec.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let mut proc = Guarded::spawn(
             Command::new(bin)
@@ -352,8 +360,12 @@ impl Serve {
     /// The recording is applied whole within a pump or two; scrapes before that would see a
     /// stream still filling.
     fn wait_until_ended(&self, agent: &ureq::Agent) -> Result<()> {
+        self.wait_until_ended_within(agent, STARTUP)
+    }
+
+    pub(crate) fn wait_until_ended_within(&self, agent: &ureq::Agent, limit: Duration) -> Result<()> {
         let url = format!("http://{}/metrics", self.addr);
-        let deadline = Instant::now() + STARTUP;
+        let deadline = Instant::now() + limit;
         loop {
             let (status, body) = get(agent, &url, None)?;
             if status == 200 && body.lines().any(|l| l == "mhpscope_stream_ended 1") {

@@ -19,6 +19,7 @@ mod report;
 mod scale;
 mod scenario;
 mod setup;
+mod soak;
 mod test_cmd;
 mod truth;
 mod util;
@@ -63,6 +64,8 @@ enum Cmd {
     Scale(scale::ScaleArgs),
     /// The core (recording, model, views) built and tested without the eBPF toolchain.
     Core,
+    /// Left running: serve fed a million block cycles, report of them, serve under scrapers.
+    Soak(soak::SoakArgs),
     /// Re-run the checks on the artifacts of the last lab run of one scenario.
     Check {
         #[arg(long, default_value = "6.1")]
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Cmd::Test(args) => test_cmd::run(&args),
         Cmd::Bench(args) => bench::run(&args),
         Cmd::Scale(args) => scale::run(&args),
+        Cmd::Soak(args) => soak::run(&args),
         Cmd::Dashboards => dashboard_test::run_cmd(),
         Cmd::Core => core_test::run(),
         Cmd::Dist { test: false } => dist::run().map(|_| ()),

@@ -78,13 +78,13 @@ pub fn run(args: &ScaleArgs) -> Result<()> {
     Ok(())
 }
 
-struct Measured {
-    wall: Duration,
-    max_rss_bytes: u64,
+pub(crate) struct Measured {
+    pub(crate) wall: Duration,
+    pub(crate) max_rss_bytes: u64,
 }
 
 /// Runs `cmd` with stdout to `stdout_file`; its wall time and its own peak RSS.
-fn measure(cmd: &mut Command, stdout_file: &Path) -> Result<Measured> {
+pub(crate) fn measure(cmd: &mut Command, stdout_file: &Path) -> Result<Measured> {
     let stdout = std::fs::File::create(stdout_file)?;
     let t = Instant::now();
     let child = cmd
