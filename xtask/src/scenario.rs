@@ -3,7 +3,7 @@
 //! the recorder. Every step is timed and every observation goes into the ground truth.
 
 use crate::guest::Guest;
-use crate::initramfs::{LOAD_NVDIMM, MHPSCOPE, SNAPSHOT_CMD};
+use crate::initramfs::{LOAD_BALLOON, LOAD_NVDIMM, MHPSCOPE, SNAPSHOT_CMD};
 use crate::qemu::Qemu;
 use crate::qmp::Qmp;
 use crate::truth::{
@@ -444,7 +444,7 @@ pub fn run(c: &mut Ctx) -> Result<()> {
     }
     c.step(
         "prepare",
-        "auto_online_blocks=offline, uname -r, memmap_on_memory, nodes, boot log, snapshot boot",
+        "auto_online_blocks=offline, uname -r, memmap_on_memory, nodes, boot log, load virtio_balloon, snapshot boot",
         prepare,
     )?;
 
@@ -670,6 +670,10 @@ fn prepare(c: &mut Ctx) -> Result<()> {
         )?;
         c.truth.traceable.insert(f.to_string(), n.trim() != "0");
     }
+    // Before the recorder: its free page reporting callback probe is a kprobe on a function of
+    // this module (a driver without a balloon device is harmless).
+    let loaded = c.sh(LOAD_BALLOON, 60).context("loading virtio_balloon")?;
+    c.truth.balloon_modules = Some(loaded.trim().to_string());
     c.snapshot("boot")
 }
 

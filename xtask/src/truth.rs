@@ -45,6 +45,10 @@ pub struct GroundTruth {
     /// Why the scenario was run a second time (a first guest stopped answering), if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retried_after: Option<String>,
+    /// What LOAD_BALLOON printed (virtio_balloon and its virtio dependencies, loaded in every
+    /// scenario before the recorder starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balloon_modules: Option<String>,
     /// What the `failures` scenario provoked and what the guest said about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<crate::failtruth::Failures>,

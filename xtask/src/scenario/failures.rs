@@ -268,7 +268,7 @@ impl Ctx<'_> {
 pub fn run(c: &mut Ctx) -> Result<()> {
     c.step(
         "prepare",
-        "auto_online_blocks=offline, uname -r, memmap_on_memory, nodes, boot log, snapshot boot",
+        "auto_online_blocks=offline, uname -r, memmap_on_memory, nodes, boot log, load virtio_balloon, snapshot boot",
         prepare,
     )?;
     c.step(
