@@ -128,7 +128,20 @@ fn all(c: &mut Checker, plan: &Plan, t: &GroundTruth, r: &Report) -> Result<()> 
             format!("not attached: {}", detached.join(", "))
         },
     );
-    fallbacks(c, t, r);
+    for &m in plan.avoid {
+        let with: Vec<&str> = r
+            .probes
+            .iter()
+            .filter(|p| p.method.as_deref() == Some(m))
+            .map(|p| p.name.as_str())
+            .collect();
+        c.check(
+            &format!("probes.avoided.{m}"),
+            with.is_empty(),
+            format!("recorded with --avoid {m}; probes attached with it: {with:?}"),
+        );
+    }
+    fallbacks(c, plan, t, r);
     page_alloc_way(c, plan, r);
 
     if plan.flow == Flow::Failures {
@@ -167,8 +180,14 @@ fn all(c: &mut Checker, plan: &Plan, t: &GroundTruth, r: &Report) -> Result<()> 
 }
 
 /// Each fallback choice against the guest's own ftrace list: a function that ftrace can trace
-/// is watched itself; one that it cannot is watched through its caller.
-fn fallbacks(c: &mut Checker, t: &GroundTruth, r: &Report) {
+/// is watched itself (with fentry, or with a kprobe when the plan avoids fentry, after the
+/// avoided way); one that it cannot is watched through its caller.
+fn fallbacks(c: &mut Checker, plan: &Plan, t: &GroundTruth, r: &Report) {
+    let (want, avoided) = if plan.avoids("fentry") {
+        ("kprobe", 1)
+    } else {
+        ("fentry", 0)
+    };
     for (probe, caller) in [
         ("memmap_init_range", "move_pfn_range_to_zone"),
         ("memmap_init_zone_device", "memremap_pages"),
@@ -186,7 +205,7 @@ fn fallbacks(c: &mut Checker, t: &GroundTruth, r: &Report) {
         let method = p.and_then(|p| p.method.clone()).unwrap_or_default();
         let function = p.and_then(|p| p.function.clone()).unwrap_or_default();
         let ok = if traceable {
-            method == "fentry" && function == probe
+            method == want && function == probe && p.is_some_and(|p| p.tried.len() == avoided)
         } else {
             method == "caller" && function == caller && p.is_some_and(|p| p.tried.len() >= 2)
         };
@@ -194,7 +213,7 @@ fn fallbacks(c: &mut Checker, t: &GroundTruth, r: &Report) {
             &format!("fallback.{probe}"),
             ok,
             format!(
-                "ftrace can trace it: {traceable}; mhpscope chose {method:?} on {function:?} after {} failed way(s)",
+                "ftrace can trace it: {traceable} (then {want:?} expected); mhpscope chose {method:?} on {function:?} after {} failed way(s)",
                 p.map_or(0, |p| p.tried.len())
             ),
         );
@@ -217,7 +236,8 @@ fn page_alloc_way(c: &mut Checker, plan: &Plan, r: &Report) {
                 .collect()
         })
         .unwrap_or_default();
-    let ok = if plan.avoid_raw_tracepoint {
+    let avoid = plan.avoids("raw_tracepoint");
+    let ok = if avoid {
         method == "tracepoint" && tried.len() == 1 && tried[0].starts_with("raw_tracepoint: ")
     } else {
         method == "raw_tracepoint" && tried.is_empty()
@@ -226,8 +246,7 @@ fn page_alloc_way(c: &mut Checker, plan: &Plan, r: &Report) {
         "probes.mm_page_alloc.way",
         ok,
         format!(
-            "avoid raw tracepoints: {}; attached with {method:?}, after {tried:?}",
-            plan.avoid_raw_tracepoint
+            "avoid raw tracepoints: {avoid}; attached with {method:?}, after {tried:?}",
         ),
     );
 }

@@ -59,41 +59,31 @@ pub struct Plan {
     pub compaction: bool,
     /// Also run `mhpscope top` live in the guest (under tmux) and capture its screen.
     pub top: bool,
-    /// Record with `--avoid raw_tracepoint`: page allocations then come from the classic
-    /// tracepoint, the fallback, and the checks hold its data against the ground truth too.
-    pub avoid_raw_tracepoint: bool,
+    /// Attach methods the recorder is told to avoid (`--avoid`, snake_case as the report's
+    /// JSON names them): `raw_tracepoint` makes page allocations come from the classic
+    /// tracepoint, `fentry` makes every fentry/fexit probe fall back to its kprobe pair; the
+    /// checks then expect those methods and hold their data against the same ground truth.
+    pub avoid: &'static [&'static str],
+}
+
+impl Plan {
+    /// Whether the recorder runs with `--avoid method`.
+    pub fn avoids(&self, method: &str) -> bool {
+        self.avoid.contains(&method)
+    }
 }
 
 pub const PLANS: &[Plan] = &[
+    HOTPLUG,
+    // The same scenario with every fentry/fexit probe on its kprobe/kretprobe pair instead (the
+    // kprobe half of probe-ebpf), checked against the same ground truth. No top in the guest:
+    // one boot less of what `hotplug` already shows.
     Plan {
-        name: "hotplug",
-        flow: Flow::Hotplug,
-        report_flags: &[],
-        about: "memmap_on_memory=1: a one-block and a two-block DIMM on node 1, online movable one by one, \
-                compaction, offline, unplug",
-        memmap_on_memory: true,
-        memoryless_node: false,
-        nvdimm: false,
-        // On 6.1 the one-block DIMM gets a self-hosted memmap and the two-block one does not;
-        // 6.12 and later self-host every block.
-        dimms: &[
-            DimmPlan {
-                id: "d1",
-                memdev: "hp1",
-                size: 128 << 20,
-                node: 1,
-            },
-            DimmPlan {
-                id: "d2",
-                memdev: "hp2",
-                size: 256 << 20,
-                node: 1,
-            },
-        ],
-        together: false,
-        compaction: true,
-        top: true,
-        avoid_raw_tracepoint: false,
+        name: "hotplug-kprobe",
+        about: "hotplug recorded with --avoid fentry: every fentry/fexit probe attached as a kprobe pair",
+        top: false,
+        avoid: &["fentry"],
+        ..HOTPLUG
     },
     Plan {
         name: "offnode",
@@ -123,7 +113,7 @@ pub const PLANS: &[Plan] = &[
         top: false,
         // Every memmap here comes from existing memory, on two nodes: the most allocations
         // for the fallback to report.
-        avoid_raw_tracepoint: true,
+        avoid: &["raw_tracepoint"],
     },
     Plan {
         name: "devdax",
@@ -137,10 +127,42 @@ pub const PLANS: &[Plan] = &[
         together: false,
         compaction: false,
         top: false,
-        avoid_raw_tracepoint: false,
+        avoid: &[],
     },
     FAILURES,
 ];
+
+/// The hotplug scenario (also the base of `hotplug-kprobe`).
+const HOTPLUG: Plan = Plan {
+    name: "hotplug",
+    flow: Flow::Hotplug,
+    report_flags: &[],
+    about: "memmap_on_memory=1: a one-block and a two-block DIMM on node 1, online movable one by one, \
+            compaction, offline, unplug",
+    memmap_on_memory: true,
+    memoryless_node: false,
+    nvdimm: false,
+    // On 6.1 the one-block DIMM gets a self-hosted memmap and the two-block one does not;
+    // 6.12 and later self-host every block.
+    dimms: &[
+        DimmPlan {
+            id: "d1",
+            memdev: "hp1",
+            size: 128 << 20,
+            node: 1,
+        },
+        DimmPlan {
+            id: "d2",
+            memdev: "hp2",
+            size: 256 << 20,
+            node: 1,
+        },
+    ],
+    together: false,
+    compaction: true,
+    top: true,
+    avoid: &[],
+};
 
 /// The failures scenario: what it does is in [`failures`].
 const FAILURES: Plan = Plan {
@@ -185,7 +207,7 @@ const FAILURES: Plan = Plan {
     together: false,
     compaction: false,
     top: false,
-    avoid_raw_tracepoint: false,
+    avoid: &[],
 };
 
 pub fn plan(name: &str) -> Result<&'static Plan> {
@@ -772,10 +794,10 @@ const WITH_ALL: &str = "--with pageblock_pfn_to_page --self-cost";
 
 /// The options the recorder (and `probes` beside it) runs with in this scenario.
 fn recorder_flags(plan: &Plan) -> String {
-    if plan.avoid_raw_tracepoint {
-        format!("{WITH_ALL} --avoid raw_tracepoint")
-    } else {
+    if plan.avoid.is_empty() {
         WITH_ALL.to_string()
+    } else {
+        format!("{WITH_ALL} --avoid {}", plan.avoid.join(","))
     }
 }
 
