@@ -74,15 +74,15 @@ impl Collector for StreamCollector {
 type Labels = Vec<(&'static str, String)>;
 
 fn write_stream(s: &Stream, enc: &mut DescriptorEncoder) -> fmt::Result {
-    let ended = match (&s.summary, &s.failure) {
+    let ended = match (&s.summary, s.failure.is_some() || s.truncated.is_some()) {
         (Some(_), _) => 1,
-        (None, Some(_)) => 2,
-        (None, None) => 0,
+        (None, true) => 2,
+        (None, false) => 0,
     };
     gauge(
         enc,
         "mhpscope_stream_ended",
-        "0 while the source runs, 1 once it ended with its summary, 2 if it failed (what was read is kept)",
+        "0 while the source runs, 1 once it ended with its summary, 2 if it failed or was cut short (what was read is kept)",
         ended,
     )?;
     let kernel_release = s
