@@ -245,9 +245,7 @@ fn page_alloc_way(c: &mut Checker, plan: &Plan, r: &Report) {
     c.check(
         "probes.mm_page_alloc.way",
         ok,
-        format!(
-            "avoid raw tracepoints: {avoid}; attached with {method:?}, after {tried:?}",
-        ),
+        format!("avoid raw tracepoints: {avoid}; attached with {method:?}, after {tried:?}"),
     );
 }
 

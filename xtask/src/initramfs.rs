@@ -215,7 +215,10 @@ fn add_balloon(tree: &Path, kernel_root: &Path) -> Result<()> {
             load.push(*name);
         }
     }
-    write_exec(&tree.join(LOAD_BALLOON.trim_start_matches('/')), &load_balloon_script(&load))
+    write_exec(
+        &tree.join(LOAD_BALLOON.trim_start_matches('/')),
+        &load_balloon_script(&load),
+    )
 }
 
 /// The LOAD_BALLOON script: insmod `load` in order, skipping what is already loaded (or was
