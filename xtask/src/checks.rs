@@ -10,6 +10,7 @@ use std::fmt::Debug;
 use std::path::Path;
 
 mod failures;
+mod reporting;
 
 /// Sizes the checks rely on: x86_64 pages, and `sizeof(struct page)` on all three lab kernels.
 const PAGE: u64 = 4096;
@@ -150,6 +151,10 @@ fn all(c: &mut Checker, plan: &Plan, t: &GroundTruth, r: &Report) -> Result<()> 
         hot_adds(c, t, r);
         placement(c, t, r, &Default::default());
         return failures::run(c, t, r);
+    }
+    if plan.flow == Flow::Reporting {
+        hot_adds(c, t, r);
+        return reporting::run(c, t, r);
     }
     if !plan.dimms.is_empty() {
         let before = &t.snapshot("before-add")?.parsed;

@@ -18,7 +18,7 @@ pub struct LabArgs {
     /// Kernel to boot (see the table in kernel.rs); `cargo xtask test` defaults to all of them.
     #[arg(long)]
     pub kernel: Option<String>,
-    /// Scenario to run (hotplug, offnode, devdax, failures); default: all of them, one boot each.
+    /// Scenario to run (hotplug, hotplug-kprobe, offnode, devdax, failures, reporting); default: all of them, one boot each.
     #[arg(long)]
     pub scenario: Option<String>,
     /// Keep the staged initramfs tree (target/lab/<kernel>/work/initramfs) for inspection.
@@ -62,6 +62,7 @@ const ARTIFACTS: &[&str] = &[
     "report.txt",
     "report.json",
     "dmesg.txt",
+    "ftrace.txt",
 ];
 
 /// Runs the selected scenarios on one kernel; the ground truth of each, in order. A scenario
@@ -136,6 +137,7 @@ fn run_plan(
         nvdimm: plan.nvdimm.then(|| nvdimm_file.clone()),
         stream: stream.map(Path::to_path_buf),
         icount: false,
+        balloon: plan.flow == scenario::Flow::Reporting,
     };
     let mut truth = GroundTruth {
         schema_version: 1,

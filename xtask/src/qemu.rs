@@ -37,6 +37,10 @@ pub struct Machine {
     /// bench: the emulator's wall-clock speed (host load, translation) no longer shows in the
     /// guest's time, so instructions, not emulation artefacts, are what is compared.
     pub icount: bool,
+    /// A virtio balloon with free page reporting (`-device
+    /// virtio-balloon-pci,free-page-reporting=on`): the guest hands free pages back to qemu,
+    /// which discards them (its RSS falls).
+    pub balloon: bool,
 }
 
 impl Machine {
@@ -118,6 +122,12 @@ impl Qemu {
         if m.icount {
             args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
         }
+        if m.balloon {
+            args.extend([
+                "-device".into(),
+                "virtio-balloon-pci,id=balloon0,free-page-reporting=on".into(),
+            ]);
+        }
         if m.memoryless_node {
             args.extend(["-numa".into(), "node,nodeid=2,cpus=2".into()]);
         }
@@ -157,6 +167,22 @@ impl Qemu {
             ctl_sock,
             qemu_log: cfg.qemu_log.to_path_buf(),
         })
+    }
+
+    /// The qemu process's id (its RSS is the host's side of free page reporting).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The qemu process's resident memory (VmRSS of /proc/<pid>/status, KiB).
+    pub fn rss_kib(&self) -> Result<u64> {
+        let pid = self.pid().context("qemu is not running")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS in qemu's /proc status")
     }
 
     /// None while qemu runs; its exit status once it has exited.

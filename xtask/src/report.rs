@@ -37,6 +37,52 @@ pub struct Report {
     pub probe_costs: Vec<ProbeCost>,
     /// Schema version 2 and later.
     pub answers: Option<Answers>,
+    /// Free page reporting (absent without a registered device or its probes).
+    pub reporting: Option<Reporting>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Reporting {
+    pub cycles: Durations,
+    #[serde(default)]
+    pub cycles_without_totals: u64,
+    pub reports: u64,
+    #[serde(default)]
+    pub reports_failed: u64,
+    pub reported_bytes: u64,
+    #[serde(default)]
+    pub reports_without_zone: u64,
+    pub order_param: Option<i64>,
+    #[serde(default)]
+    pub zones: Vec<ReportingZone>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Durations {
+    pub count: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportingZone {
+    pub node: i64,
+    pub zone: String,
+    pub reports: u64,
+    pub reported_bytes: u64,
+    #[serde(default)]
+    pub isolated_bytes: u64,
+    #[serde(default)]
+    pub orders: Vec<ReportingOrder>,
+    pub present_pages: Option<u64>,
+    #[serde(default)]
+    pub hot_added_blocks: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportingOrder {
+    pub order: u8,
+    pub isolated_blocks: u64,
+    #[serde(default)]
+    pub putback_blocks: u64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub mod failures;
+pub mod reporting;
 
 const MEM: &str = "/sys/devices/system/memory";
 /// The guest's end of `Machine::stream`.
@@ -38,6 +39,9 @@ pub enum Flow {
     /// Provoke every online/offline failure the lab can, onlines into chosen zones, a hot-add
     /// left offline and one auto-onlined ([`failures`]).
     Failures,
+    /// Free page reporting to a virtio balloon: a DIMM onlined, memory touched and freed, each
+    /// reporting cycle and report counted by the guest's ftrace, the host's RSS ([`reporting`]).
+    Reporting,
 }
 
 /// One lab scenario: one boot of the guest.
@@ -130,7 +134,31 @@ pub const PLANS: &[Plan] = &[
         avoid: &[],
     },
     FAILURES,
+    REPORTING,
 ];
+
+/// The reporting scenario: what it does is in [`reporting`].
+const REPORTING: Plan = Plan {
+    name: "reporting",
+    flow: Flow::Reporting,
+    report_flags: &[],
+    about: "virtio-balloon free-page-reporting=on, memmap_on_memory=0: a 256 MiB DIMM (preallocated on the \
+            host) onlined movable on node 1, then a 256 MiB buffer touched and freed three times; ftrace \
+            counts the cycles and reports, the host watches qemu's RSS",
+    memmap_on_memory: false,
+    memoryless_node: false,
+    nvdimm: false,
+    dimms: &[DimmPlan {
+        id: "d1",
+        memdev: "hp1",
+        size: 256 << 20,
+        node: 1,
+    }],
+    together: false,
+    compaction: false,
+    top: false,
+    avoid: &[],
+};
 
 /// The hotplug scenario (also the base of `hotplug-kprobe`).
 const HOTPLUG: Plan = Plan {
@@ -461,8 +489,10 @@ impl<'a> Ctx<'a> {
 
 pub fn run(c: &mut Ctx) -> Result<()> {
     let plan = c.plan;
-    if plan.flow == Flow::Failures {
-        return failures::run(c);
+    match plan.flow {
+        Flow::Failures => return failures::run(c),
+        Flow::Reporting => return reporting::run(c),
+        Flow::Hotplug => {}
     }
     c.step(
         "prepare",
@@ -821,8 +851,17 @@ fn start_recorder(c: &mut Ctx) -> Result<()> {
     };
     let deadline = Instant::now() + Duration::from_secs(90);
     let poll = "if [ -e /tmp/rec.rc ]; then echo EXITED $(cat /tmp/rec.rc); cat /tmp/rec.log; \
-                elif [ -s /tmp/rec.ndjson ] && [ $(head -n 1 /tmp/rec.ndjson | wc -l) -ge 1 ]; then echo HEADER $(cat /tmp/rec.pid); head -n 1 /tmp/rec.ndjson; \
+                elif [ -s /tmp/rec.ndjson ] && [ $(head -n 1 /tmp/rec.ndjson | wc -l) -ge 1 ]; then {on_header}echo HEADER $(cat /tmp/rec.pid); head -n 1 /tmp/rec.ndjson; \
                 else echo WAIT; fi";
+    // The header is written once the probes are attached: where the guest's ftrace is the
+    // ground truth, its window opens in the same command that sees the header.
+    let on_header = if c.plan.flow == Flow::Reporting {
+        format!("echo 1 > {}; ", reporting::TRACING_ON)
+    } else {
+        String::new()
+    };
+    let poll = poll.replace("{on_header}", &on_header);
+    let poll = poll.as_str();
     loop {
         let out = c.sh(poll, 30)?;
         let (first, rest) = out.split_once('\n').unwrap_or((out.as_str(), ""));
@@ -876,7 +915,21 @@ fn stop_recorder(c: &mut Ctx) -> Result<()> {
     let probes = c.sh_rc(&format!("{MHPSCOPE} {} probes", recorder_flags(c.plan)), 180)?;
     std::fs::write(c.out_dir.join("probes-end.txt"), &probes.text)?;
     c.truth.probes_at_end = Some(probes.text);
-    c.sh("kill -INT $(cat /tmp/rec.pid)", 30)?;
+    if c.plan.flow == Flow::Reporting {
+        // A reporting cycle runs 2 s after the free that asks for it (PAGE_REPORTING_DELAY):
+        // let the one `probes` may have asked for pass while both mhpscope and ftrace watch,
+        // then close ftrace's window in the command that stops the recorder.
+        std::thread::sleep(Duration::from_secs(4));
+        c.sh(
+            &format!(
+                "echo 0 > {}; kill -INT $(cat /tmp/rec.pid)",
+                reporting::TRACING_ON
+            ),
+            30,
+        )?;
+    } else {
+        c.sh("kill -INT $(cat /tmp/rec.pid)", 30)?;
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     let code = loop {
         let out = c.sh("cat /tmp/rec.rc 2>/dev/null || echo RUNNING", 30)?;

@@ -49,9 +49,43 @@ pub struct GroundTruth {
     /// scenario before the recorder starts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balloon_modules: Option<String>,
+    /// What the `reporting` scenario's guest ftrace and the host saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting: Option<ReportingTruth>,
     /// What the `failures` scenario provoked and what the guest said about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<crate::failtruth::Failures>,
+}
+
+/// Free page reporting as the guest's ftrace and the host saw it (`reporting` scenario).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct ReportingTruth {
+    /// `/sys/module/page_reporting/parameters/page_reporting_order` at the start.
+    pub order_param: Option<i64>,
+    /// Cycles ftrace saw while the guest settled before the recorder started (the device's
+    /// first full report after its registration), outside the compared window.
+    pub settle_cycles: u64,
+    /// Calls of `page_reporting_process` in ftrace's window (opened in the command that saw
+    /// the recorder's header, closed in the one that stopped it).
+    pub ftrace_cycles: Option<u64>,
+    /// Calls of `virtballoon_free_page_report` in the same window.
+    pub ftrace_reports: Option<u64>,
+    /// Whether ftrace's ring buffer overran (then its counts are no ground truth).
+    pub ftrace_overrun: Option<bool>,
+    /// The host's side: qemu's RSS around each phase that freed memory in the guest.
+    pub rss: Vec<RssPhase>,
+    /// Bytes of the buffer each workload round touched and freed (`dd bs=...`).
+    pub workload_bytes: u64,
+}
+
+/// qemu's VmRSS (host, KiB) once the guest's memory was touched (`high_kib`: after the
+/// preallocated DIMM was plugged, or after dd filled its buffer and exited) and once reporting
+/// had time to hand it back (`low_kib`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RssPhase {
+    pub what: String,
+    pub high_kib: u64,
+    pub low_kib: u64,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

@@ -1,0 +1,271 @@
+//! The `reporting` scenario: free page reporting to a virtio balloon
+//! (`-device virtio-balloon-pci,free-page-reporting=on`), one boot, memmap_on_memory=0:
+//!
+//! 1. virtio_balloon is loaded (every scenario's `prepare`): the device registers and reports
+//!    all free memory once; the guest's ftrace (function tracer on `page_reporting_process` and
+//!    `virtballoon_free_page_report`) watches until no cycle has run for a while;
+//! 2. the recorder starts; ftrace's window opens in the guest command that sees its header;
+//! 3. d1 (256 MiB on node 1, preallocated on the host so that every page of it is resident)
+//!    is hot-added and its blocks onlined `online_movable`: reporting now covers a hotplugged
+//!    zone, and hands most of the DIMM back to the host;
+//! 4. three times, `dd bs=256M count=1` touches a 256 MiB buffer and frees it; each time the
+//!    scenario waits until ftrace shows no new cycle;
+//! 5. the recorder stops; ftrace's window closes in the same guest command; ftrace's counts.
+//!
+//! Around steps 3 and 4 the host reads qemu's VmRSS: once the memory is touched (after the
+//! DIMM's preallocation, after dd exited) and once reporting went quiet. ftrace's clock is not
+//! mhpscope's: counts are compared, never timestamps.
+
+use super::{poweroff, prepare, save_dmesg, start_recorder, stop_recorder, Ctx, Flow};
+use crate::truth::{Dimm, ReportingTruth, RssPhase};
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const TRACING: &str = "/sys/kernel/tracing";
+/// ftrace's switch; start_recorder and stop_recorder open and close the window with it.
+pub const TRACING_ON: &str = "/sys/kernel/tracing/tracing_on";
+/// The functions ftrace counts: one call per cycle, one per report to the device.
+const CYCLE_FN: &str = "page_reporting_process";
+const REPORT_FN: &str = "virtballoon_free_page_report";
+/// Workload rounds and the buffer each touches and frees.
+const ROUNDS: u32 = 3;
+const DD_MIB: u64 = 256;
+/// Reporting is quiet once ftrace shows no new cycle for this long. A cycle runs 2 s after
+/// the free that asks for it (PAGE_REPORTING_DELAY) and one that used up its budget asks for
+/// the next itself, 2 s later.
+const QUIET: Duration = Duration::from_secs(4);
+
+fn count_cmd(f: &str) -> String {
+    format!("grep -c ': {f} <-' {TRACING}/trace || true")
+}
+
+impl Ctx<'_> {
+    fn ftrace_count(&mut self, f: &str) -> Result<u64> {
+        let out = self.sh(&count_cmd(f), 60)?;
+        out.trim()
+            .parse()
+            .with_context(|| format!("ftrace count of {f}: {out:?}"))
+    }
+
+    /// Waits until ftrace has seen no new reporting cycle for QUIET (at most `max`); returns
+    /// the cycles it counted.
+    fn wait_quiet(&mut self, max: Duration) -> Result<u64> {
+        let deadline = Instant::now() + max;
+        let mut last = self.ftrace_count(CYCLE_FN)?;
+        let mut since = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(1000));
+            let n = self.ftrace_count(CYCLE_FN)?;
+            if n != last {
+                last = n;
+                since = Instant::now();
+            } else if since.elapsed() >= QUIET {
+                return Ok(n);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "free page reporting still ran cycles after {} s ({n} so far)",
+                    max.as_secs()
+                );
+            }
+        }
+    }
+
+    fn rt(&mut self) -> &mut ReportingTruth {
+        self.truth.reporting.get_or_insert_with(Default::default)
+    }
+}
+
+pub fn run(c: &mut Ctx) -> Result<()> {
+    debug_assert_eq!(c.plan.flow, Flow::Reporting);
+    c.step(
+        "prepare",
+        "auto_online_blocks=offline, uname -r, memmap_on_memory, nodes, boot log, load virtio_balloon, snapshot boot",
+        prepare,
+    )?;
+    c.step(
+        "ftrace-settle",
+        "ftrace function tracer on page_reporting_process and virtballoon_free_page_report; wait until the \
+         device's first full report is done; close and clear the buffer",
+        settle,
+    )?;
+    c.snapshot("before-add")?;
+    if c.with_mhpscope {
+        c.step(
+            "start-recorder",
+            "mhpscope record -o /tmp/rec.ndjson &, open ftrace's window with its header; mhpscope probes",
+            start_recorder,
+        )?;
+    } else {
+        c.step("ftrace-open", "echo 1 > tracing_on (no recorder)", |c| {
+            c.sh(&format!("echo 1 > {TRACING_ON}"), 30).map(|_| ())
+        })?;
+    }
+    let d = c.plan.dimms[0];
+    c.step(
+        "add-d1",
+        &format!(
+            "QMP object-add {} {} MiB prealloc=on, device_add pc-dimm {} node {}; wait for its blocks; snapshot after-add-{}",
+            d.memdev,
+            d.size >> 20,
+            d.id,
+            d.node,
+            d.id
+        ),
+        add_preallocated,
+    )?;
+    c.step(
+        "online",
+        "echo online_movable > memoryN/state for d1's blocks; wait until reporting is quiet; qemu RSS before and after; snapshot after-online",
+        |c| {
+            let blocks = c.truth.hot_added_blocks();
+            let high = c.qemu.rss_kib()?;
+            c.write_states(&blocks, "online_movable")?;
+            c.wait_quiet(Duration::from_secs(120))?;
+            let low = c.qemu.rss_kib()?;
+            println!("lab:        qemu RSS {high} KiB -> {low} KiB");
+            c.rt().rss.push(RssPhase {
+                what: "online d1".into(),
+                high_kib: high,
+                low_kib: low,
+            });
+            c.snapshot("after-online")
+        },
+    )?;
+    for round in 1..=ROUNDS {
+        c.step(
+            &format!("free-{round}"),
+            &format!(
+                "dd if=/dev/zero of=/dev/null bs={DD_MIB}M count=1 (touch and free {DD_MIB} MiB); qemu RSS; wait until reporting is quiet; qemu RSS"
+            ),
+            |c| {
+                c.sh(&format!("dd if=/dev/zero of=/dev/null bs={DD_MIB}M count=1"), 300)?;
+                let high = c.qemu.rss_kib()?;
+                let n = c.wait_quiet(Duration::from_secs(120))?;
+                let low = c.qemu.rss_kib()?;
+                println!("lab:        qemu RSS {high} KiB -> {low} KiB; {n} cycles so far");
+                c.rt().rss.push(RssPhase {
+                    what: format!("dd round {round}"),
+                    high_kib: high,
+                    low_kib: low,
+                });
+                Ok(())
+            },
+        )?;
+    }
+    c.snapshot("after-reporting")?;
+    if c.with_mhpscope {
+        c.step(
+            "stop-recorder",
+            "mhpscope probes; wait 4 s; close ftrace's window and kill -INT mhpscope record in one command; fetch /tmp/rec.ndjson",
+            stop_recorder,
+        )?;
+    } else {
+        c.sh(&format!("echo 0 > {TRACING_ON}"), 30)?;
+    }
+    c.step(
+        "ftrace-count",
+        "count page_reporting_process and virtballoon_free_page_report in ftrace's buffer (before current_tracer changes: that clears it); save it to ftrace.txt",
+        |c| {
+            let cycles = c.ftrace_count(CYCLE_FN)?;
+            let reports = c.ftrace_count(REPORT_FN)?;
+            let overrun: u64 = c
+                .sh(
+                    &format!("cat {TRACING}/per_cpu/cpu*/stats | grep '^overrun:' | tr -dc '0-9\\n' | awk '{{s+=$1}} END {{print s+0}}'"),
+                    30,
+                )?
+                .trim()
+                .parse()
+                .context("ftrace overrun")?;
+            let trace = c.sh(&format!("cat {TRACING}/trace"), 120)?;
+            std::fs::write(c.out_dir.join("ftrace.txt"), &trace)?;
+            println!("lab:        ftrace: {cycles} cycles, {reports} reports, overrun {overrun}");
+            let rt = c.rt();
+            rt.ftrace_cycles = Some(cycles);
+            rt.ftrace_reports = Some(reports);
+            rt.ftrace_overrun = Some(overrun > 0);
+            c.sh(&format!("echo nop > {TRACING}/current_tracer"), 30)?;
+            Ok(())
+        },
+    )?;
+    c.step(
+        "poweroff",
+        "save dmesg, poweroff -f, wait for qemu to exit",
+        |c| {
+            save_dmesg(c)?;
+            poweroff(c)
+        },
+    )?;
+    c.qmp.drain();
+    Ok(())
+}
+
+/// Sets up ftrace and lets the device's first report after its registration finish, so that
+/// the compared window starts with reporting quiet.
+fn settle(c: &mut Ctx) -> Result<()> {
+    let order = c.sh(
+        "cat /sys/module/page_reporting/parameters/page_reporting_order",
+        30,
+    )?;
+    c.rt().order_param = order.trim().parse().ok();
+    c.rt().workload_bytes = DD_MIB << 20;
+    c.sh(
+        &format!(
+            "echo 0 > {TRACING}/tracing_on; echo nop > {TRACING}/current_tracer; \
+             echo '{CYCLE_FN} {REPORT_FN}' > {TRACING}/set_ftrace_filter; \
+             echo 16384 > {TRACING}/buffer_size_kb; echo function > {TRACING}/current_tracer; \
+             echo 1 > {TRACING}/tracing_on"
+        ),
+        60,
+    )?;
+    let filter = c.sh(&format!("cat {TRACING}/set_ftrace_filter"), 30)?;
+    for f in [CYCLE_FN, REPORT_FN] {
+        if !filter.lines().any(|l| l.split_whitespace().next() == Some(f)) {
+            bail!("ftrace cannot trace {f} (set_ftrace_filter: {:?})", filter.trim());
+        }
+    }
+    let n = c.wait_quiet(Duration::from_secs(180))?;
+    println!("lab:        settled after {n} cycle(s) of the device's first report");
+    c.rt().settle_cycles = n;
+    c.sh(
+        &format!("echo 0 > {TRACING}/tracing_on; echo > {TRACING}/trace"),
+        30,
+    )?;
+    Ok(())
+}
+
+/// Plugs the plan's DIMM with its memory preallocated on the host (every page resident, so
+/// what reporting hands back shows in qemu's RSS), waits for its blocks.
+fn add_preallocated(c: &mut Ctx) -> Result<()> {
+    let d = c.plan.dimms[0];
+    let before = c.block_ids()?;
+    let expect = (d.size / c.block_size()?) as usize;
+    c.qmp.execute(
+        "object-add",
+        Some(json!({"qom-type": "memory-backend-ram", "id": d.memdev, "size": d.size, "prealloc": true})),
+    )?;
+    c.qmp.execute(
+        "device_add",
+        Some(json!({"driver": "pc-dimm", "id": d.id, "memdev": d.memdev, "node": d.node})),
+    )?;
+    c.truth.dimms.push(Dimm {
+        id: d.id.into(),
+        memdev: d.memdev.into(),
+        size: d.size,
+        node: d.node,
+        added: true,
+        addr: None,
+        slot: None,
+        blocks: Vec::new(),
+        deleted: false,
+    });
+    c.query_memory_devices()?;
+    let ids = c.wait_blocks(&format!("{expect} new block(s) of {}", d.id), 120, |ids| {
+        ids.iter().filter(|i| !before.contains(i)).count() >= expect
+    })?;
+    let new: Vec<u64> = ids.into_iter().filter(|i| !before.contains(i)).collect();
+    println!("lab:        {}: blocks {new:?}", d.id);
+    c.truth.dimms.last_mut().unwrap().blocks = new;
+    c.snapshot(&format!("after-add-{}", d.id))
+}
