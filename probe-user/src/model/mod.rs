@@ -385,6 +385,8 @@ pub struct Model {
     /// One per hot-added range: a range added again replaces its earlier entry, so this
     /// follows the host's size, not the number of adds.
     pub hot_adds: Vec<HotAdd>,
+    /// Where each (node, first pfn) is in `hot_adds`: finding a range is not a search.
+    hot_add_at: std::collections::HashMap<(i32, u64), u32>,
     /// The latest ZONE_DEVICE ranges created (`--keep`), torn down or not.
     pub devices: Recent<DeviceRange>,
     /// The latest span-check findings (`--keep`); `finding_counts` counts every one.
@@ -434,6 +436,7 @@ impl Model {
             operations: Recent::default(),
             op_counts: BTreeMap::new(),
             hot_adds: Vec::new(),
+            hot_add_at: std::collections::HashMap::new(),
             devices: Recent::default(),
             findings: Recent::default(),
             finding_counts: BTreeMap::new(),
@@ -621,12 +624,8 @@ impl Model {
                     ),
                 };
                 let page = self.layout.page_size.max(1);
-                if let Some(h) = self
-                    .hot_adds
-                    .iter_mut()
-                    .rev()
-                    .find(|h| h.pfn == start / page && h.node == node)
-                {
+                let at = self.hot_add_at.get(&(node, start / page)).copied();
+                if let Some(h) = at.and_then(|i| self.hot_adds.get_mut(i as usize)) {
                     // __add_pages already created the blocks: only the altmap size is new.
                     if altmap.is_some() {
                         h.altmap_pages = Some(pages * n_blocks);
@@ -673,16 +672,18 @@ impl Model {
                     first_online_ns: vec![None; n_blocks],
                 };
                 // A range added again (after a remove) takes its earlier entry's place.
-                let index = match self.hot_adds.iter().position(|h| h.pfn == pfn && h.node == node) {
-                    Some(i) => {
-                        self.hot_adds[i] = hot_add;
+                let index = match self.hot_add_at.get(&(node, pfn)) {
+                    Some(&i) => {
+                        self.hot_adds[i as usize] = hot_add;
                         i
                     }
                     None => {
                         self.hot_adds.push(hot_add);
-                        self.hot_adds.len() - 1
+                        let i = (self.hot_adds.len() - 1) as u32;
+                        self.hot_add_at.insert((node, pfn), i);
+                        i
                     }
-                } as u32;
+                };
                 if ret != 0 {
                     return;
                 }
