@@ -17,6 +17,7 @@ use crate::{
     decode,
     event::{Event, Op, ZoneId},
     loader::Tracer,
+    recording::EndReason,
 };
 
 /// How often the ring buffer is drained. Hotplug events are rare; 1 MiB of ring holds ~9000
@@ -51,7 +52,7 @@ impl StopSignals {
 }
 
 /// Runs until `duration` has passed (forever if None), a signal arrives or `stop` is set;
-/// returns why it stopped ("duration", "SIGINT", "SIGTERM", "SIGHUP", "stopped") and what it saw.
+/// returns why it stopped and what it saw.
 /// `on_event` gets each event; `on_tick` runs after each drain (and sample), when the events
 /// of that drain have all been handed over.
 #[allow(clippy::too_many_arguments)]
@@ -63,7 +64,7 @@ pub async fn run(
     duration: Option<Duration>,
     mut on_event: impl FnMut(Event) -> Result<()>,
     mut on_tick: impl FnMut() -> Result<()>,
-) -> Result<(&'static str, LiveCounts)> {
+) -> Result<(EndReason, LiveCounts)> {
     let mut tick = interval(DRAIN_INTERVAL);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let deadline = async {
@@ -86,13 +87,13 @@ pub async fn run(
                 }
                 on_tick()?;
                 if stop.load(Ordering::Relaxed) {
-                    break "stopped";
+                    break EndReason::Stopped;
                 }
             }
-            _ = &mut deadline => break "duration",
-            _ = signals.sigint.recv() => break "SIGINT",
-            _ = signals.sigterm.recv() => break "SIGTERM",
-            _ = signals.sighup.recv() => break "SIGHUP",
+            _ = &mut deadline => break EndReason::Duration,
+            _ = signals.sigint.recv() => break EndReason::Sigint,
+            _ = signals.sigterm.recv() => break EndReason::Sigterm,
+            _ = signals.sighup.recv() => break EndReason::Sighup,
         }
     };
     drain(tracer, &mut counts, &mut on_event)?;

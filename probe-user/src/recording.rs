@@ -57,10 +57,54 @@ pub struct Summary {
     pub undecodable_events: u64,
     /// How long recording ran, ns.
     pub duration_ns: u64,
-    /// Why recording stopped: "duration", "SIGINT", "SIGTERM", "SIGHUP", "stopped", "end of input".
-    pub end_reason: String,
+    /// Why recording stopped.
+    pub end_reason: EndReason,
     /// The static picture at the end.
     pub frame: Option<Frame>,
+}
+
+/// Why a recording (or live tracing) stopped, as recordings spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum EndReason {
+    /// `--duration` ran out.
+    #[serde(rename = "duration")]
+    Duration,
+    #[serde(rename = "SIGINT")]
+    Sigint,
+    #[serde(rename = "SIGTERM")]
+    Sigterm,
+    #[serde(rename = "SIGHUP")]
+    Sighup,
+    /// The view asked the source to stop (`top` quit).
+    #[serde(rename = "stopped")]
+    Stopped,
+    /// A recording read from a file or a pipe ended.
+    #[serde(rename = "end of input")]
+    EndOfInput,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Duration => "duration",
+            EndReason::Sigint => "SIGINT",
+            EndReason::Sigterm => "SIGTERM",
+            EndReason::Sighup => "SIGHUP",
+            EndReason::Stopped => "stopped",
+            EndReason::EndOfInput => "end of input",
+        }
+    }
+
+    /// Someone sent the tracer a signal to end it.
+    pub fn is_signal(self) -> bool {
+        matches!(self, EndReason::Sigint | EndReason::Sigterm | EndReason::Sighup)
+    }
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -537,7 +581,7 @@ mod tests {
             lost_events: 0,
             undecodable_events: 0,
             duration_ns: 100,
-            end_reason: "duration".into(),
+            end_reason: EndReason::Duration,
             frame: None,
         }
     }

@@ -346,7 +346,7 @@ fn live_source(
             lost_events: tracer.lost_events(),
             undecodable_events: counts.undecodable + rejected,
             duration_ns: started.elapsed().as_nanos() as u64,
-            end_reason: reason.into(),
+            end_reason: reason,
             frame: frame::read(Path::new("/")).ok(),
         };
         send(tx, Update::Summary(Box::new(summary)))

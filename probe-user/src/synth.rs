@@ -317,7 +317,7 @@ pub fn write_recording(out: impl Write, blocks: u64, nodes: u64, cycles: u64, sl
         lost_events: 0,
         undecodable_events: 0,
         duration_ns: session.ts_ns - start_ns,
-        end_reason: "end of input".into(),
+        end_reason: crate::recording::EndReason::EndOfInput,
         frame: None,
     })))?;
     w.flush()?;

@@ -163,7 +163,7 @@ fn recording_lines() -> Vec<Line> {
             lost_events: 0,
             undecodable_events: 0,
             duration_ns: 10_000,
-            end_reason: "SIGINT".into(),
+            end_reason: mhpscope::recording::EndReason::Sigint,
             frame: None,
         })),
     ]

@@ -123,13 +123,6 @@ pub fn header(h: &Header) -> Check {
 
 /// The summary: its end frame (counts and times are any u64).
 pub fn summary(s: &Summary, layout: &Layout) -> Check {
-    if s.end_reason.len() > MAX_TEXT {
-        return Err(bad(
-            "summary.end_reason",
-            format!("of {} bytes", s.end_reason.len()),
-            "is longer than any reason",
-        ));
-    }
     match &s.frame {
         Some(f) => frame(f, "summary.frame", layout),
         None => Ok(()),

@@ -162,8 +162,5 @@ fn event_loop(
 /// Live tracing ended because someone sent us SIGINT or SIGTERM: the user wants `top` gone.
 /// (A recording's summary says the same of the recorder, which is no reason to quit a replay.)
 fn stopped_by_signal(stream: &Stream) -> bool {
-    stream
-        .summary
-        .as_ref()
-        .is_some_and(|s| s.end_reason == "SIGINT" || s.end_reason == "SIGTERM")
+    stream.summary.as_ref().is_some_and(|s| s.end_reason.is_signal())
 }
