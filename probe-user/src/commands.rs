@@ -86,7 +86,7 @@ pub fn record(opts: &Options, output: Option<PathBuf>, duration: Option<Duration
     let feed = source::spawn(Input::Live { duration }, opts);
     let first = match feed.rx.recv() {
         Ok(Update::Header(h)) => h,
-        Ok(Update::Failed(why)) => bail!("{why}"),
+        Ok(Update::Failed(f)) => return Err(f.into()),
         Ok(_) | Err(_) => bail!("the tracing thread ended without a header"),
     };
     warn_unattached(&first.probes);
@@ -130,7 +130,8 @@ pub fn record(opts: &Options, output: Option<PathBuf>, duration: Option<Duration
                 );
                 return Ok(());
             }
-            Update::Failed(why) | Update::Truncated(why) => bail!("{why}"),
+            Update::Failed(f) => return Err(f.into()),
+            Update::Truncated(why) => bail!("{why}"),
         };
         if let Err(e) = result {
             break e;
@@ -232,8 +233,8 @@ pub fn collect(opts: &Options, input: Input, view: ViewOptions) -> Result<Docume
             break;
         }
     }
-    if let Some(why) = &stream.failure {
-        bail!("{why}");
+    if let Some(f) = &stream.failure {
+        return Err(f.clone().into());
     }
     // A summary, or a recording cut short (the document says so): everything it holds.
     match (

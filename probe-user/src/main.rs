@@ -3,12 +3,25 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use mhpscope::{
-    answers::Thresholds, commands, loader::Options, probes::Method, schema, serve, source::Input,
-    stream::ViewOptions, tui,
+    answers::Thresholds,
+    commands,
+    loader::Options,
+    probes::Method,
+    schema, serve,
+    source::Input,
+    stream::{Failure, FailureKind, ViewOptions},
+    tui,
 };
 
 #[derive(Parser)]
-#[command(name = "mhpscope", version, about = "Observe Linux memory hotplug with eBPF")]
+#[command(
+    name = "mhpscope",
+    version,
+    about = "Observe Linux memory hotplug with eBPF",
+    after_help = "Exit status: 0 done (also when the output pipe closed early); 1 an error; 2 a usage \
+                  error; 3 no probe could attach, so there was nothing to trace (`mhpscope probes` \
+                  says why)."
+)]
 struct Cli {
     /// More output: -v shows kernel-side diagnostics and probe warnings, -vv debug detail.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -177,6 +190,9 @@ fn parse_share(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Exit status when no probe could attach (clap's usage errors are 2).
+const EXIT_NOTHING_ATTACHED: u8 = 3;
+
 fn main() -> ExitCode {
     // `mhpscope generate`: man pages and completions for packaging, outside the documented CLI.
     if let Some(code) = mhpscope::generate::from_args(<Cli as clap::CommandFactory>::command) {
@@ -243,7 +259,14 @@ fn main() -> ExitCode {
         Err(e) if commands::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mhpscope: error: {e:#}");
-            ExitCode::FAILURE
+            let nothing_attached = e
+                .downcast_ref::<Failure>()
+                .is_some_and(|f| f.kind == FailureKind::NothingAttached);
+            if nothing_attached {
+                ExitCode::from(EXIT_NOTHING_ATTACHED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

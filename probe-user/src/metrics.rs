@@ -834,7 +834,7 @@ mod tests {
                 }
                 Item::Event(_) => {}
                 Item::Summary(x) if keep_events.is_none() => s.apply(Update::Summary(Box::new(x))),
-                Item::Summary(_) => s.apply(Update::Failed("truncated".into())),
+                Item::Summary(_) => s.apply(Update::Failed(crate::stream::Failure::other("truncated"))),
             }
         }
         s

@@ -26,7 +26,7 @@ use crate::{
     metrics,
     replay::Player,
     source::{self, Feed, Input},
-    stream::{Stream, Update, ViewOptions},
+    stream::{Failure, Stream, Update, ViewOptions},
 };
 
 /// How often the source's updates are applied: often enough that a scrape is never stale by
@@ -57,7 +57,7 @@ pub async fn run(
     .context("waiting for the source")?;
     let mut stream = Stream::new(origin.clone()).with_view(view);
     match first {
-        Ok(Update::Failed(why)) => bail!("{why}"),
+        Ok(Update::Failed(f)) => return Err(f.into()),
         Ok(update) => stream.apply(update),
         Err(_) => bail!("the source ended before sending anything"),
     }
@@ -103,7 +103,9 @@ async fn pump(feed: Feed, stream: Arc<Mutex<Stream>>, mut player: Player, mut st
         player.pump(&feed.rx, &mut s, Instant::now());
         // Every source ends with a summary or a failure; anything else is a failure too.
         if player.drained() && !s.ended() {
-            s.apply(Update::Failed("the source ended without a summary".into()));
+            s.apply(Update::Failed(Failure::other(
+                "the source ended without a summary",
+            )));
         }
     }
     feed.stop();

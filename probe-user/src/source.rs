@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use log::warn;
 
 use crate::{
@@ -31,7 +31,7 @@ use crate::{
         parallel::{self, Stop},
         validate, Header, Item, Reader, Summary,
     },
-    stream::Update,
+    stream::{Failure, FailureKind, Update},
 };
 
 /// Updates in flight between a source and its view: a live drain's events, or a file's batch
@@ -96,6 +96,11 @@ impl Feed {
     }
 }
 
+/// No probe attached: there is nothing to trace (its own exit status).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NothingAttached(String);
+
 pub fn spawn(input: Input, opts: &Options) -> Feed {
     let (tx, rx) = sync_channel(CHANNEL_UPDATES);
     let stop = Arc::new(AtomicBool::new(false));
@@ -112,7 +117,15 @@ pub fn spawn(input: Input, opts: &Options) -> Feed {
                 }
             };
             if let Err(e) = result {
-                let _ = tx.send(Update::Failed(format!("{e:#}")));
+                let kind = if e.is::<NothingAttached>() {
+                    FailureKind::NothingAttached
+                } else {
+                    FailureKind::Other
+                };
+                let _ = tx.send(Update::Failed(Failure {
+                    kind,
+                    message: format!("{e:#}"),
+                }));
             }
         })
         .expect("spawning the source thread");
@@ -281,12 +294,13 @@ fn live_source(
             .context("reading the static frame (sysfs memory blocks, /proc/zoneinfo)")?;
         let mut tracer = loader::load(&host, opts);
         if tracer.attached() == 0 {
-            bail!(
+            return Err(NothingAttached(format!(
                 "no probe could attach on this kernel ({}), so there is nothing to trace:\n{}\n\
                  `mhpscope probes` explains each probe",
                 host.kernel_release,
                 failure_lines(&tracer.probes)
-            );
+            ))
+            .into());
         }
         let nodes = node_ids(&frame);
         let header = Header {

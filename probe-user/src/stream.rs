@@ -13,6 +13,30 @@ use crate::{
 /// Events kept for an event log (`top`): enough to scroll back through, bounded for a long run.
 pub const RECENT_EVENTS: usize = 2000;
 
+/// Why a source failed, typed where the command's exit status depends on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Live tracing could not attach a single probe (no privileges, lockdown, no BTF...).
+    NothingAttached,
+    Other,
+}
+
+impl Failure {
+    pub fn other(message: impl Into<String>) -> Failure {
+        Failure {
+            kind: FailureKind::Other,
+            message: message.into(),
+        }
+    }
+}
+
 /// What a source hands on: the lines of a recording, then how it ended.
 #[derive(Debug, Clone)]
 pub enum Update {
@@ -23,7 +47,7 @@ pub enum Update {
     Events(Vec<Event>),
     Summary(Box<Summary>),
     /// The source stopped without a summary: why (a bad file, a probe load failure...).
-    Failed(String),
+    Failed(Failure),
     /// The recording ends without its summary (cut short: the recorder was killed, the disk
     /// filled): the warning to show. Everything before it was handed on.
     Truncated(String),
@@ -55,7 +79,7 @@ pub struct Stream {
     /// Built when the header arrives: the layout and probes come from it.
     pub model: Option<Model>,
     pub summary: Option<Summary>,
-    pub failure: Option<String>,
+    pub failure: Option<Failure>,
     /// The recording ended without its summary: the warning (see `Update::Truncated`).
     pub truncated: Option<String>,
     /// Time of the last event seen (CLOCK_MONOTONIC of the traced host).
@@ -112,7 +136,7 @@ impl Stream {
                 }
                 self.summary = Some(*s);
             }
-            Update::Failed(why) => self.failure = Some(why),
+            Update::Failed(f) => self.failure = Some(f),
             Update::Truncated(why) => self.truncated = Some(why),
         }
     }

@@ -342,3 +342,23 @@ fn hot_path_counter_is_off_unless_asked_for() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("on by default"), "{err}");
 }
+
+/// No probe attached (all left out here, so on any kernel): exit status 3, distinct from other
+/// errors (1) and usage errors (2), for scripts and systemd.
+#[test]
+fn nothing_attached_has_its_own_exit_status() {
+    let all: Vec<&str> = PROBES.iter().map(|p| p.name).collect();
+    let skip = all.join(",");
+    let out = mhpscope(&["--skip", &skip, "report", "--duration", "1s"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no probe could attach"));
+    let out = mhpscope(&["report", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = mhpscope(&["report", "--input", "/nonexistent/recording.ndjson"]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -60,7 +60,7 @@ pub fn run(opts: &Options, input: Input, speed: f64, view: ViewOptions) -> Resul
         other => other.map_err(|_| RecvError),
     };
     match first {
-        Ok(Update::Failed(why)) => bail!("{why}"),
+        Ok(Update::Failed(f)) => return Err(f.into()),
         Ok(first) => stream.apply(first),
         Err(_) => bail!("the source ended before sending anything"),
     }

@@ -199,7 +199,7 @@ mod tests {
         );
 
         app.filter = Some([1, 2].into());
-        stream.failure = Some("the file vanished".into());
+        stream.failure = Some(crate::stream::Failure::other("the file vanished"));
         let line = state_line(&app, &stream, &Replay::default()).to_string();
         assert!(line.starts_with("source done │ nodes 1,2 │ ? help"), "{line}");
         assert!(!line.contains("failed"), "a failure has lines of its own: {line}");
