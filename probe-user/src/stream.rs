@@ -1,6 +1,6 @@
 //! One stream, many views: the state that `report`, `top` and `serve` all build from the same
 //! sequence of recording lines, whether those come from the kernel, a file or a pipe.
-use std::collections::VecDeque;
+use std::{cell::RefCell, collections::VecDeque, sync::Arc};
 
 use crate::{
     answers::Thresholds,
@@ -90,6 +90,9 @@ pub struct Stream {
     pub thresholds: Thresholds,
     /// How many entries of each history the model keeps (`--keep`).
     pub keep: usize,
+    /// Updates applied so far, and the document built at which of them.
+    generation: u64,
+    snapshot: RefCell<Option<(u64, Arc<Document>)>>,
 }
 
 impl Stream {
@@ -105,6 +108,8 @@ impl Stream {
             recent: VecDeque::new(),
             thresholds: Thresholds::default(),
             keep: crate::model::DEFAULT_KEEP,
+            generation: 0,
+            snapshot: RefCell::new(None),
         }
     }
 
@@ -115,6 +120,7 @@ impl Stream {
     }
 
     pub fn apply(&mut self, update: Update) {
+        self.generation += 1;
         match update {
             Update::Header(h) => {
                 let mut model = Model::new(h.layout.clone());
@@ -176,6 +182,20 @@ impl Stream {
         }
     }
 
+    /// The document as of the last change: built again only after an update changed the stream,
+    /// so a view redrawing (a terminal resize, a key) reads the one it has.
+    pub fn snapshot(&self) -> Option<Arc<Document>> {
+        let mut cache = self.snapshot.borrow_mut();
+        if let Some((generation, doc)) = cache.as_ref() {
+            if *generation == self.generation {
+                return Some(doc.clone());
+            }
+        }
+        let doc = Arc::new(self.document()?);
+        *cache = Some((self.generation, doc.clone()));
+        Some(doc)
+    }
+
     /// The report document of everything seen so far; None before the header.
     pub fn document(&self) -> Option<Document> {
         let (header, model) = (self.header.as_ref()?, self.model.as_ref()?);
@@ -192,5 +212,32 @@ impl Stream {
         );
         doc.truncated = self.truncated.clone();
         Some(doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recording::{Item, Reader};
+
+    #[test]
+    fn a_snapshot_is_built_again_only_after_an_update() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hotplug-6.1.ndjson");
+        let mut reader = Reader::open(&path).unwrap();
+        let mut stream = Stream::new("t");
+        assert!(stream.snapshot().is_none(), "nothing before the header");
+        stream.apply(Update::Header(Box::new(reader.header().unwrap())));
+        let first = stream.snapshot().unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &stream.snapshot().unwrap()),
+            "no update: the same one"
+        );
+        let Some(Item::Event(ev)) = reader.next_item().unwrap() else {
+            panic!("an event after the header")
+        };
+        stream.apply(Update::Event(ev));
+        let second = stream.snapshot().unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!((first.events, second.events), (0, 1));
     }
 }
