@@ -851,17 +851,8 @@ fn start_recorder(c: &mut Ctx) -> Result<()> {
     };
     let deadline = Instant::now() + Duration::from_secs(90);
     let poll = "if [ -e /tmp/rec.rc ]; then echo EXITED $(cat /tmp/rec.rc); cat /tmp/rec.log; \
-                elif [ -s /tmp/rec.ndjson ] && [ $(head -n 1 /tmp/rec.ndjson | wc -l) -ge 1 ]; then {on_header}echo HEADER $(cat /tmp/rec.pid); head -n 1 /tmp/rec.ndjson; \
+                elif [ -s /tmp/rec.ndjson ] && [ $(head -n 1 /tmp/rec.ndjson | wc -l) -ge 1 ]; then echo HEADER $(cat /tmp/rec.pid); head -n 1 /tmp/rec.ndjson; \
                 else echo WAIT; fi";
-    // The header is written once the probes are attached: where the guest's ftrace is the
-    // ground truth, its window opens in the same command that sees the header.
-    let on_header = if c.plan.flow == Flow::Reporting {
-        format!("echo 1 > {}; ", reporting::TRACING_ON)
-    } else {
-        String::new()
-    };
-    let poll = poll.replace("{on_header}", &on_header);
-    let poll = poll.as_str();
     loop {
         let out = c.sh(poll, 30)?;
         let (first, rest) = out.split_once('\n').unwrap_or((out.as_str(), ""));

@@ -65,11 +65,16 @@ pub struct ReportingTruth {
     /// Cycles ftrace saw while the guest settled before the recorder started (the device's
     /// first full report after its registration), outside the compared window.
     pub settle_cycles: u64,
-    /// Calls of `page_reporting_process` in ftrace's window (opened in the command that saw
-    /// the recorder's header, closed in the one that stopped it).
+    /// Start of ftrace's compared window: the recording header's `clock.monotonic_ns` (ftrace
+    /// runs with `trace_clock` mono; its window closes in the command that stops the recorder).
+    pub window_start_ns: Option<u64>,
+    /// Calls of `page_reporting_process` in ftrace's window.
     pub ftrace_cycles: Option<u64>,
     /// Calls of `virtballoon_free_page_report` in the same window.
     pub ftrace_reports: Option<u64>,
+    /// Cycles and reports ftrace saw after it was switched on but before the window (while
+    /// the recorder started), left out of the comparison.
+    pub ftrace_before_window: Option<(u64, u64)>,
     /// Whether ftrace's ring buffer overran (then its counts are no ground truth).
     pub ftrace_overrun: Option<bool>,
     /// The host's side: qemu's RSS around each phase that freed memory in the guest.
