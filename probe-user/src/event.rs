@@ -434,7 +434,7 @@ pub mod mhp {
 }
 
 /// `memory_block.online_type` (`MMOP_*`, stable across 6.1-7.2): what an online asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnlineType {
     /// MMOP_OFFLINE: nothing set (the `online` attribute or `device_online`); the kernel
@@ -554,7 +554,7 @@ pub struct OnlinePolicy {
 }
 
 /// `enum online_policy` of mm/memory_hotplug.c (stable across 6.1-7.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnlinePolicyKind {
     ContigZones,

@@ -334,6 +334,37 @@ fn write_answers(model: &Model, t: crate::answers::Thresholds, enc: &mut Descrip
             .collect(),
     )?;
 
+    let l = &model.layout;
+    counters(
+        enc,
+        "mhpscope_online_decisions",
+        "Block onlines by what was asked (online, online_kernel, online_movable, unset), the online \
+         policy in force as it ran, and the zone it went to (none: it failed): why this zone",
+        None,
+        model
+            .attempts
+            .decisions
+            .iter()
+            .map(|(&(requested, policy, zone, n), &v)| {
+                (
+                    vec![
+                        ("requested", serde_label(&requested)),
+                        (
+                            "policy",
+                            policy.map_or_else(|| "unknown".into(), |p| p.as_str().to_string()),
+                        ),
+                        (
+                            "zone",
+                            zone.map_or_else(|| "none".into(), |z| l.zone_name(z.zone)),
+                        ),
+                        ("node", node(n)),
+                    ],
+                    v,
+                )
+            })
+            .collect(),
+    )?;
+
     let mut latency: BTreeMap<String, Vec<u64>> =
         model.nodes.keys().map(|&n| (node(n), Vec::new())).collect();
     let mut offline: BTreeMap<String, u64> = model.nodes.keys().map(|&n| (node(n), 0)).collect();

@@ -25,7 +25,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::recent::Recent;
-use crate::event::{NotifyAction, OnlinePolicy, OnlineType, ZoneId};
+use crate::event::{NotifyAction, OnlinePolicy, OnlinePolicyKind, OnlineType, ZoneId};
 
 /// Why an online or offline failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
@@ -257,8 +257,14 @@ pub struct Attempts {
     /// Every attempt, exactly: counted at the pages' call and moved to its final key when the
     /// block device's call around it changes its result.
     pub counts: BTreeMap<AttemptKey, u64>,
+    /// Every block online by what was asked, the policy in force, where it went (None: it
+    /// failed) and on which node: why each zone, exactly.
+    pub decisions: BTreeMap<Decision, u64>,
     steps: BTreeMap<u32, Vec<(u64, Step)>>,
 }
+
+/// What an online asked for, the policy that decided, the zone it got (None: it failed).
+pub type Decision = (OnlineType, Option<OnlinePolicyKind>, Option<ZoneId>, i32);
 
 fn key(a: &Attempt) -> AttemptKey {
     (a.kind, a.ret, a.reason, a.node)
@@ -348,6 +354,11 @@ impl Attempts {
     /// call when there was one; otherwise it refused the block itself.
     #[allow(clippy::too_many_arguments)]
     pub fn block_done(&mut self, call: BlockCall) {
+        if let (AttemptKind::Online, Some(requested)) = (call.kind, call.requested) {
+            let zone = if call.ret == 0 { call.zone } else { None };
+            let key = (requested, call.policy.map(|p| p.policy), zone, call.node);
+            *self.decisions.entry(key).or_default() += 1;
+        }
         let BlockCall {
             kind,
             tid,

@@ -117,20 +117,34 @@ const MAX_ANSWER_LINES: usize = 3;
 /// The answers that need attention (failed attempts, blocks left offline, headroom), one line
 /// each, above the panes; nothing when there are none.
 fn answer_lines(doc: &crate::report::Document, width: usize) -> Vec<Line<'static>> {
-    let all = &doc.answers.answers;
+    // Findings first, then the configuration that commonly surprises (memory left offline,
+    // memmap taken from existing memory).
+    let all: Vec<String> = doc
+        .answers
+        .answers
+        .iter()
+        .map(|a| a.message.clone())
+        .chain(
+            doc.answers
+                .config
+                .iter()
+                .filter(|c| c.warn)
+                .map(|c| format!("config: {}", c.consequence)),
+        )
+        .collect();
     let style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
     let mut lines: Vec<Line> = all
         .iter()
         .take(MAX_ANSWER_LINES)
         .map(|a| {
-            let text: String = format!("! {}", a.message).chars().take(width).collect();
+            let text: String = format!("! {a}").chars().take(width).collect();
             Line::styled(text, style)
         })
         .collect();
     if all.len() > MAX_ANSWER_LINES {
         if let Some(last) = lines.last_mut() {
             let more = format!("  (+{} more: mhpscope report)", all.len() - MAX_ANSWER_LINES + 1);
-            let text: String = format!("! {}", all[MAX_ANSWER_LINES - 1].message)
+            let text: String = format!("! {}", all[MAX_ANSWER_LINES - 1])
                 .chars()
                 .take(width.saturating_sub(more.chars().count()))
                 .collect();
@@ -300,7 +314,13 @@ mod tests {
     /// common larger one; a change to any pane shows as a diff to review (`cargo insta review`).
     #[test]
     fn screens_of_the_fixtures() {
-        for fixture in ["hotplug-6.1.ndjson", "offnode-6.12.ndjson", "devdax-7.2.ndjson"] {
+        for fixture in [
+            "hotplug-6.1.ndjson",
+            "offnode-6.12.ndjson",
+            "devdax-7.2.ndjson",
+            "failures-6.12.ndjson",
+            "reporting-7.2.ndjson",
+        ] {
             let mut stream = stream_of(fixture);
             // The origin as a name, not a path: the snapshot must not depend on the checkout.
             stream.origin = fixture.to_string();

@@ -290,11 +290,13 @@ fn args(op: &Op, model: &Model) -> String {
             pfn,
             requested,
             zone: z,
+            policy,
             ..
         } => format!(
-            "memory{} {}{}",
+            "memory{} {}{}{}",
             model.layout.block_of_pfn(*pfn),
             requested.as_str(),
+            policy.map_or(String::new(), |p| format!(" ({})", p.policy.as_str())),
             z.as_ref().map_or(String::new(), |z| format!(" -> {}", zone(z)))
         ),
         Op::BlockOffline { pfn, .. } => format!("memory{}", model.layout.block_of_pfn(*pfn)),
