@@ -30,16 +30,19 @@ pub fn run_from_files(scenario: &str, out: &Path) -> Result<()> {
     Ok(())
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Tally {
     pub passed: usize,
     pub failed: usize,
+    /// The names of the checks that failed.
+    pub failed_checks: Vec<String>,
 }
 
 impl Tally {
     pub fn add(&mut self, o: &Tally) {
         self.passed += o.passed;
         self.failed += o.failed;
+        self.failed_checks.extend(o.failed_checks.iter().cloned());
     }
 }
 
@@ -71,6 +74,7 @@ pub fn run(plan: &Plan, truth: &GroundTruth, out: &Path) -> Tally {
     Tally {
         passed: c.passed,
         failed: c.failed,
+        failed_checks: c.failed_checks,
     }
 }
 
@@ -79,6 +83,7 @@ struct Checker {
     prefix: String,
     passed: usize,
     failed: usize,
+    failed_checks: Vec<String>,
 }
 
 impl Checker {
@@ -88,6 +93,7 @@ impl Checker {
             println!("ok   {}.{name}: {}", self.prefix, detail.as_ref());
         } else {
             self.failed += 1;
+            self.failed_checks.push(name.to_string());
             println!("FAIL {}.{name}: {}", self.prefix, detail.as_ref());
         }
     }
@@ -959,5 +965,84 @@ mod top_tests {
         assert_eq!(v.hot_added_blocks, Some(3));
         assert_eq!(v.nodes.get(&0), Some(&(0, 0)));
         assert_eq!(v.nodes.get(&1), Some(&(2, 3)));
+    }
+}
+
+/// The checks on a real run's artifacts (the failures scenario on 6.12, kept in
+/// xtask/testdata): they all pass there, and a report broken in one answer fails that answer's
+/// check, so a check that could not fail would show here.
+#[cfg(test)]
+mod stored_run_tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn stored() -> (GroundTruth, Value) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/failures-6.12");
+        let truth = serde_json::from_slice(&std::fs::read(dir.join("ground-truth.json")).unwrap()).unwrap();
+        let report = serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+        (truth, report)
+    }
+
+    fn checks_of(truth: &GroundTruth, report: &Value, name: &str) -> Tally {
+        let dir = std::env::temp_dir().join(format!("mhpscope-checks-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("report.json"), report.to_string()).unwrap();
+        let t = run(scenario::plan("failures").unwrap(), truth, &dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        t
+    }
+
+    fn attempt<'a>(report: &'a mut Value, reason: &str) -> &'a mut Value {
+        report["answers"]["attempts"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|a| a["reason"] == reason)
+            .unwrap_or_else(|| panic!("an attempt with reason {reason}"))
+    }
+
+    #[test]
+    fn a_real_run_passes_and_broken_reports_fail() {
+        let (truth, report) = stored();
+        let good = checks_of(&truth, &report, "good");
+        assert_eq!(good.failed, 0, "{:?}", good.failed_checks);
+        assert!(good.passed > 100, "{}", good.passed);
+
+        let mut bad = report.clone();
+        let a = attempt(&mut bad, "memory_holes");
+        a["reason"] = json!("unmovable_page");
+        a["reason_words"] = json!("unmovable page");
+        let t = checks_of(&truth, &bad, "reason");
+        assert!(
+            t.failed_checks.iter().any(|n| n.ends_with(".reason_words")),
+            "{:?}",
+            t.failed_checks
+        );
+
+        let mut bad = report.clone();
+        attempt(&mut bad, "failure_to_isolate_range")["blocking_page"]["pfn"] = json!(0x100001);
+        let t = checks_of(&truth, &bad, "pfn");
+        assert!(
+            t.failed_checks.iter().any(|n| n.ends_with(".pfn")),
+            "{:?}",
+            t.failed_checks
+        );
+
+        let mut bad = report.clone();
+        attempt(&mut bad, "signal_backoff")["errno"] = json!("EBUSY");
+        let t = checks_of(&truth, &bad, "errno");
+        assert!(t.failed > 0, "an errno the shell did not see passed");
+
+        let mut bad = report;
+        bad["answers"]["attempts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|a| a["reason"] != "notifier_failure");
+        let t = checks_of(&truth, &bad, "missing");
+        assert!(
+            t.failed >= 2,
+            "two notifier failures went missing: {:?}",
+            t.failed_checks
+        );
     }
 }
