@@ -374,9 +374,17 @@ impl<'a> Ctx<'a> {
 
     /// QMP object-add + device_add, recorded in the ground truth.
     fn plug(&mut self, d: &DimmPlan) -> Result<()> {
+        self.plug_backed(d, false)
+    }
+
+    /// `plug`, with the backing memory preallocated on the host when asked (every page
+    /// resident, so what the guest hands back shows in qemu's RSS).
+    pub(super) fn plug_backed(&mut self, d: &DimmPlan, prealloc: bool) -> Result<()> {
         self.qmp.execute(
             "object-add",
-            Some(json!({"qom-type": "memory-backend-ram", "id": d.memdev, "size": d.size})),
+            Some(
+                json!({"qom-type": "memory-backend-ram", "id": d.memdev, "size": d.size, "prealloc": prealloc}),
+            ),
         )?;
         self.qmp.execute(
             "device_add",
@@ -665,15 +673,7 @@ pub fn run(c: &mut Ctx) -> Result<()> {
         }
     }
 
-    if c.with_mhpscope {
-        c.step(
-            "stop-recorder",
-            "kill -INT mhpscope record, wait for it, fetch /tmp/rec.ndjson",
-            stop_recorder,
-        )?;
-    } else {
-        c.skip("stop-recorder", "--no-mhpscope");
-    }
+    stop_recorder_step(c)?;
 
     c.step(
         "poweroff",
@@ -899,6 +899,20 @@ fn start_recorder(c: &mut Ctx) -> Result<()> {
         println!("lab:        warning: `mhpscope probes` exited {}", probes.rc);
     }
     Ok(())
+}
+
+/// The step that stops the recorder (skipped with --no-mhpscope).
+pub(super) fn stop_recorder_step(c: &mut Ctx) -> Result<()> {
+    if c.with_mhpscope {
+        c.step(
+            "stop-recorder",
+            "kill -INT mhpscope record, wait for it, fetch /tmp/rec.ndjson",
+            stop_recorder,
+        )
+    } else {
+        c.skip("stop-recorder", "--no-mhpscope");
+        Ok(())
+    }
 }
 
 fn stop_recorder(c: &mut Ctx) -> Result<()> {

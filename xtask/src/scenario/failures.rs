@@ -18,7 +18,7 @@
 //! then keeps the recorder running past the readiness grace, reads the configuration, and
 //! powers off (the blocks that cannot be offlined stay: no unplug).
 
-use super::{poweroff, prepare, save_dmesg, start_recorder, stop_recorder, Ctx, DimmPlan, MEM};
+use super::{poweroff, prepare, save_dmesg, start_recorder, stop_recorder_step, Ctx, DimmPlan, MEM};
 use crate::failtruth::{self, AddTiming, AutoOnline, Failures, Fill, SignalRun, TimedWrite};
 use crate::initramfs::LOAD_INJECT;
 use crate::truth;
@@ -579,15 +579,7 @@ pub fn run(c: &mut Ctx) -> Result<()> {
         },
     )?;
 
-    if c.with_mhpscope {
-        c.step(
-            "stop-recorder",
-            "kill -INT mhpscope record, wait for it, fetch /tmp/rec.ndjson",
-            stop_recorder,
-        )?;
-    } else {
-        c.skip("stop-recorder", "--no-mhpscope");
-    }
+    stop_recorder_step(c)?;
 
     c.step(
         "poweroff",

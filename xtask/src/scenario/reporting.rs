@@ -20,9 +20,8 @@
 //! takes seconds, and what it frees asks for a cycle 2 s later.
 
 use super::{poweroff, prepare, save_dmesg, start_recorder, stop_recorder, Ctx, Flow};
-use crate::truth::{Dimm, ReportingTruth, RssPhase};
+use crate::truth::{ReportingTruth, RssPhase};
 use anyhow::{bail, Context, Result};
-use serde_json::json;
 use std::time::{Duration, Instant};
 
 const TRACING: &str = "/sys/kernel/tracing";
@@ -258,25 +257,7 @@ fn add_preallocated(c: &mut Ctx) -> Result<()> {
     let d = c.plan.dimms[0];
     let before = c.block_ids()?;
     let expect = (d.size / c.block_size()?) as usize;
-    c.qmp.execute(
-        "object-add",
-        Some(json!({"qom-type": "memory-backend-ram", "id": d.memdev, "size": d.size, "prealloc": true})),
-    )?;
-    c.qmp.execute(
-        "device_add",
-        Some(json!({"driver": "pc-dimm", "id": d.id, "memdev": d.memdev, "node": d.node})),
-    )?;
-    c.truth.dimms.push(Dimm {
-        id: d.id.into(),
-        memdev: d.memdev.into(),
-        size: d.size,
-        node: d.node,
-        added: true,
-        addr: None,
-        slot: None,
-        blocks: Vec::new(),
-        deleted: false,
-    });
+    c.plug_backed(&d, true)?;
     c.query_memory_devices()?;
     let ids = c.wait_blocks(&format!("{expect} new block(s) of {}", d.id), 120, |ids| {
         ids.iter().filter(|i| !before.contains(i)).count() >= expect
