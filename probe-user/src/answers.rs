@@ -547,9 +547,9 @@ fn answers(
         let block = a.block.map_or("a range".into(), |b| format!("memory{b}"));
         let reason = a.reason_words.as_deref().unwrap_or("unknown");
         let page = a.blocking_page.as_ref().map_or(String::new(), |p| {
-            let what = p
-                .what
-                .map_or(String::new(), |w| format!(" ({})", serde_plain(&w)));
+            let what = p.what.map_or(String::new(), |w| {
+                format!(" ({})", serde_name(&w).unwrap_or_default())
+            });
             format!("; page {:#x}{what} is in the way", p.pfn)
         });
         out.push(Answer {
@@ -632,12 +632,12 @@ fn answers(
     out
 }
 
-/// An enum's serde name ("slab").
-fn serde_plain<T: Serialize>(v: &T) -> String {
+/// A unit enum's name as the JSON spells it ("slab"), for text and labels: one spelling for
+/// every view.
+pub fn serde_name<T: Serialize>(v: &T) -> Option<String> {
     serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -463,10 +463,7 @@ fn write_answers(model: &Model, t: crate::answers::Thresholds, enc: &mut Descrip
 
 /// An enum's serde name, as a label value.
 fn serde_label<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
+    crate::answers::serde_name(v).unwrap_or_else(|| "unknown".into())
 }
 
 fn write_nodes(model: &Model, enc: &mut DescriptorEncoder) -> fmt::Result {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::{fmt_bytes, fmt_ns, fmt_ts, section, table, Out};
 use crate::{
-    answers::{AnswerKind, Answers, AttemptDoc},
+    answers::{serde_name, AnswerKind, Answers, AttemptDoc},
     model::attempts::AttemptKind,
 };
 
@@ -124,7 +124,7 @@ pub fn write_details(out: &mut Out, a: &Answers, page_size: u64) {
     let mut t = table(&["setting", "value", "what it means"]);
     for c in &a.config {
         t.add_row(vec![
-            serde_name(&c.key),
+            serde_name(&c.key).unwrap_or_default(),
             c.value.clone(),
             if c.warn {
                 format!("! {}", c.consequence)
@@ -166,7 +166,7 @@ fn page(a: &AttemptDoc) -> String {
     let Some(p) = &a.blocking_page else {
         return String::new();
     };
-    let what = p.what.map(|w| serde_name(&w)).unwrap_or_default();
+    let what = p.what.and_then(|w| serde_name(&w)).unwrap_or_default();
     let flags = p
         .flags
         .as_ref()
@@ -192,11 +192,4 @@ fn migrated(a: &AttemptDoc) -> String {
         let _ = write!(s, ", {} retries", m.retries);
     }
     s
-}
-
-fn serde_name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
