@@ -285,6 +285,10 @@ pub mod arg {
     pub const PR_ORDER_MASK: usize = 4;
     /// First entry's pfn (u64::MAX unknown).
     pub const PR_FIRST_PFN: usize = 5;
+    /// 1 when the call came inside a report cycle whose beginning was seen (the thread's
+    /// open cycle on this CPU), so that the pages it reports were counted as they were
+    /// isolated; 0 for a cycle already running when tracing began.
+    pub const PR_IN_SEEN_CYCLE: usize = 6;
 
     // page_reporting_register(prdev), read at exit.
     /// The kernel variable `page_reporting_order` (u64::MAX when its address is unknown).

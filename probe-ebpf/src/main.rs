@@ -54,6 +54,20 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 #[map]
 static STARTS: LruHashMap<u64, Start> = LruHashMap::with_max_entries(4096, 0);
 
+/// [0]: 1 once userspace has attached every probe and is about to read the recording's start
+/// clock (`Tracer::arm`). Until then the entry side remembers nothing (no call, window,
+/// online/offline or report cycle is opened) and the counters stay 0. Probes attach one by
+/// one, over seconds on a slow machine: a call running meanwhile would be seen by some of
+/// them and not by others (a report cycle's reports without the pages it isolated first),
+/// and before the recording's start.
+#[map]
+static ARMED: Array<u32> = Array::with_max_entries(1, 0);
+
+#[inline(always)]
+fn armed() -> bool {
+    ARMED.get(0).is_some_and(|v| *v != 0)
+}
+
 /// Events that did not fit in the ring buffer: counted here, reported by userspace.
 #[map]
 static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -414,6 +428,9 @@ const fn is_sub_step(kind: u32) -> bool {
 /// so each program keeps only its own branch.
 #[inline(always)]
 fn on_entry<C: Args>(ctx: &C, kind: u32) -> u32 {
+    if !armed() {
+        return 0;
+    }
     // Sub-steps: only inside online_pages/offline_pages; `b` remembers which.
     let mut in_offline = 0;
     if is_sub_step(kind) {
@@ -740,7 +757,9 @@ fn on_exit<C: EbpfContext>(ctx: &C, kind: u32, raw_ret: u64) -> u32 {
         kind::PAGE_REPORT => {
             ev.ret = errno_of(raw_ret, false);
             fill_report(&mut ev, a[1], a[2] as u32 as u64);
-            if let Some(c) = current_cycle(pid_tgid) {
+            let cycle = current_cycle(pid_tgid);
+            ev.args[arg::PR_IN_SEEN_CYCLE] = cycle.is_some() as u64;
+            if let Some(c) = cycle {
                 unsafe {
                     (*c).reports += 1;
                     (*c).bytes += ev.args[arg::PR_BYTES];
@@ -925,6 +944,9 @@ pub fn putback_isolated_page_kprobe(ctx: ProbeContext) -> u32 {
 
 #[inline(always)]
 fn count_request() -> u32 {
+    if !armed() {
+        return 0;
+    }
     if let Some(p) = REPORT_REQUESTS.get_ptr_mut(0) {
         unsafe { *p += 1 };
     }
@@ -1307,6 +1329,9 @@ pub fn mm_page_alloc(ctx: TracePointContext) -> u32 {
 /// `__pageblock_pfn_to_page(start_pfn, end_pfn, zone)` when `zone->contiguous` is false.
 #[inline(always)]
 fn count_slowpath(zone: u64) -> u32 {
+    if !armed() {
+        return 0;
+    }
     let (node, idx) = zone_node_idx(zone);
     if idx >= ZONES_PER_NODE as u64 || node >= (SLOWPATH_SLOTS / ZONES_PER_NODE) as u64 {
         return 0;

@@ -309,6 +309,7 @@ pub fn decode_with(ctx: &DecodeCtx, raw: &RawEvent) -> Result<Event, DecodeError
             bytes: a[arg::PR_BYTES],
             orders: a[arg::PR_ORDER_MASK] as u32,
             first_pfn: (a[arg::PR_FIRST_PFN] != u64::MAX).then_some(a[arg::PR_FIRST_PFN]),
+            in_seen_cycle: Some(a[arg::PR_IN_SEEN_CYCLE] != 0),
             ret: raw.ret,
         },
         other => return Err(DecodeError::UnknownKind(other)),
@@ -721,6 +722,7 @@ mod tests {
                 (arg::PR_ZONE, 3),
                 (arg::PR_ORDER_MASK, 1 << 9),
                 (arg::PR_FIRST_PFN, 0x100200),
+                (arg::PR_IN_SEEN_CYCLE, 1),
             ],
         );
         let ev = decode(&r).unwrap();
@@ -733,6 +735,7 @@ mod tests {
                 bytes: 64 << 20,
                 orders: 1 << 9,
                 first_pfn: Some(0x100200),
+                in_seen_cycle: Some(true),
                 ret: 0,
             }
         );
@@ -749,8 +752,15 @@ mod tests {
         );
         match decode(&r).unwrap().op {
             Op::PageReport {
-                zone, first_pfn, ret, ..
-            } => assert_eq!((zone, first_pfn, ret), (None, None, -5)),
+                zone,
+                first_pfn,
+                in_seen_cycle,
+                ret,
+                ..
+            } => assert_eq!(
+                (zone, first_pfn, in_seen_cycle, ret),
+                (None, None, Some(false), -5)
+            ),
             other => panic!("{other:?}"),
         }
 

@@ -325,6 +325,11 @@ pub enum Op {
         orders: u32,
         /// First block's pfn (None when unknown).
         first_pfn: Option<u64>,
+        /// Whether the batch came inside a report cycle whose beginning was seen, so that
+        /// its pages were counted as they were isolated (false: a cycle already running when
+        /// tracing began; None: recorded by an earlier mhpscope, which did not tell).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        in_seen_cycle: Option<bool>,
         ret: i32,
     },
     /// Blocks of 2^order pages taken off a zone's free lists for reporting

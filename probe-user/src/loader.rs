@@ -69,6 +69,18 @@ impl Tracer {
         self.probes.iter().filter(|p| p.attached).count()
     }
 
+    /// Lets the attached programs begin: until now they remembered no call and counted
+    /// nothing, so that what was running while they attached one by one is not half seen.
+    /// The caller reads its start clock right after.
+    pub fn arm(&mut self) -> Result<(), String> {
+        let Some(ebpf) = self.ebpf.as_mut() else {
+            return Ok(());
+        };
+        let map = ebpf.map_mut("ARMED").ok_or("no ARMED map")?;
+        let mut armed = Array::<_, u32>::try_from(map).map_err(|e| e.to_string())?;
+        armed.set(0, 1, 0).map_err(|e| format!("arming the probes: {e}"))
+    }
+
     /// Run count and run time of each attached probe's programs (zero while run-time
     /// statistics are off). Probes attached through a caller run nothing of their own.
     pub fn probe_costs(&self) -> Vec<(String, ProbeCost)> {

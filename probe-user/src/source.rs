@@ -303,6 +303,9 @@ fn live_source(
             .into());
         }
         let nodes = node_ids(&frame);
+        // The recording starts here: the programs begin as the start clock is read.
+        tracer.arm().map_err(anyhow::Error::msg)?;
+        let clock = live::clocks();
         let header = Header {
             format_version: recording::FORMAT_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -315,7 +318,7 @@ fn live_source(
                 features: tracer.facts.features,
             },
             host,
-            clock: live::clocks(),
+            clock,
             probes: tracer.probes.clone(),
             frame,
         };

@@ -248,6 +248,7 @@ fn kinds_missing_from_the_fixtures_validate() {
             bytes: 64 << 20,
             orders: 1 << 9,
             first_pfn: Some(0x100200),
+            in_seen_cycle: Some(true),
             ret: 0,
         },
         Op::PageReport {
@@ -256,6 +257,7 @@ fn kinds_missing_from_the_fixtures_validate() {
             bytes: 2 << 20,
             orders: 1 << 9,
             first_pfn: None,
+            in_seen_cycle: Some(false),
             ret: -5,
         },
         Op::ReportedPagesSample {

@@ -52,6 +52,8 @@ pub struct Reporting {
     pub reported_bytes: u64,
     #[serde(default)]
     pub reports_without_zone: u64,
+    #[serde(default)]
+    pub reports_unseen_cycle: u64,
     pub order_param: Option<i64>,
     #[serde(default)]
     pub zones: Vec<ReportingZone>,
@@ -68,6 +70,8 @@ pub struct ReportingZone {
     pub zone: String,
     pub reports: u64,
     pub reported_bytes: u64,
+    #[serde(default)]
+    pub reported_bytes_unseen_cycle: u64,
     #[serde(default)]
     pub isolated_bytes: u64,
     #[serde(default)]

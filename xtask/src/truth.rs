@@ -75,6 +75,10 @@ pub struct ReportingTruth {
     /// Cycles and reports ftrace saw after it was switched on but before the window (while
     /// the recorder started), left out of the comparison.
     pub ftrace_before_window: Option<(u64, u64)>,
+    /// Of the window's reports, those whose cycle (the latest `page_reporting_process` call
+    /// of the same kworker) began before the window, or before ftrace was switched on.
+    #[serde(default)]
+    pub ftrace_reports_unseen_cycle: Option<u64>,
     /// Whether ftrace's ring buffer overran (then its counts are no ground truth).
     pub ftrace_overrun: Option<bool>,
     /// The host's side: qemu's RSS around each phase that freed memory in the guest.

@@ -62,6 +62,10 @@ pub struct ZoneReporting {
     pub blocks: u64,
     pub bytes: u64,
     pub failed: u64,
+    /// Of those, reports (and their bytes) of a cycle that began before tracing did: their
+    /// pages were isolated before the counters below counted.
+    pub reports_unseen_cycle: u64,
+    pub bytes_unseen_cycle: u64,
     /// Blocks of each order isolated and put back (from the counters).
     pub orders: BTreeMap<u8, OrderCounts>,
 }
@@ -91,6 +95,8 @@ pub struct Reporting {
     pub report_bytes: u64,
     /// Reports whose zone was unreadable.
     pub reports_without_zone: u64,
+    /// Reports of a cycle that began before tracing did.
+    pub reports_unseen_cycle: u64,
     pub zones: BTreeMap<ZoneId, ZoneReporting>,
     /// `__page_reporting_notify` calls (running total).
     pub requests: Sampled,
@@ -175,6 +181,7 @@ impl Reporting {
                 zone,
                 nents,
                 bytes,
+                in_seen_cycle,
                 ret,
                 ..
             } => {
@@ -184,6 +191,9 @@ impl Reporting {
                 if ret != 0 {
                     self.reports_failed += 1;
                 }
+                // Recordings that did not tell had every report counted as in a seen cycle.
+                let unseen = in_seen_cycle == Some(false);
+                self.reports_unseen_cycle += u64::from(unseen);
                 match zone {
                     Some(z) => {
                         let zr = self.zones.entry(z).or_default();
@@ -192,6 +202,10 @@ impl Reporting {
                         zr.bytes += bytes;
                         if ret != 0 {
                             zr.failed += 1;
+                        }
+                        if unseen {
+                            zr.reports_unseen_cycle += 1;
+                            zr.bytes_unseen_cycle += bytes;
                         }
                     }
                     None => self.reports_without_zone += 1,
@@ -238,6 +252,8 @@ impl Reporting {
                     reported_bytes: z.bytes,
                     reported_blocks: z.blocks,
                     failed_reports: z.failed,
+                    reports_unseen_cycle: z.reports_unseen_cycle,
+                    reported_bytes_unseen_cycle: z.bytes_unseen_cycle,
                     isolated_pages: z.isolated_pages(),
                     isolated_bytes: z.isolated_pages() * page_size,
                     orders: z
@@ -271,6 +287,7 @@ impl Reporting {
             reports_failed: self.reports_failed,
             reported_bytes: self.report_bytes,
             reports_without_zone: self.reports_without_zone,
+            reports_unseen_cycle: self.reports_unseen_cycle,
             host_ack: self.acks.summary(),
             requests: self.requests.total(),
             requests_per_s: self.requests.rate(),
@@ -310,6 +327,8 @@ pub struct ReportingDoc {
     /// Bytes handed to the host (sum of the reports' scatterlist lengths).
     pub reported_bytes: u64,
     pub reports_without_zone: u64,
+    /// Reports of a cycle that began before tracing did (counted in `reports`).
+    pub reports_unseen_cycle: u64,
     /// Time the guest waited for the host's acknowledgement, per report; `pages` = pages.
     pub host_ack: DurationSummary,
     /// `__page_reporting_notify` calls (reporting requested) and their latest rate.
@@ -327,6 +346,10 @@ pub struct ReportingZoneDoc {
     pub reported_bytes: u64,
     pub reported_blocks: u64,
     pub failed_reports: u64,
+    /// Of those, the reports (and bytes) of a cycle that began before tracing did: their
+    /// pages were isolated before the counters counted, so `isolated_bytes` lacks them.
+    pub reports_unseen_cycle: u64,
+    pub reported_bytes_unseen_cycle: u64,
     /// From the counters: pages (and bytes) isolated for reporting.
     pub isolated_pages: u64,
     pub isolated_bytes: u64,
@@ -374,6 +397,7 @@ mod tests {
             bytes,
             orders: 1 << 9,
             first_pfn: Some(0x100200),
+            in_seen_cycle: Some(true),
             ret,
         }
     }
@@ -514,5 +538,45 @@ mod tests {
         let n = doc.zones.iter().find(|z| z.zone == "Normal").unwrap();
         assert_eq!((n.reports, n.reported_bytes), (1, 2 << 20));
         assert_eq!(n.sparse, Some(false));
+    }
+
+    #[test]
+    fn reports_of_a_cycle_begun_before_tracing_are_kept_apart_from_the_isolation_counts() {
+        let mut r = Reporting::default();
+        let with = |in_seen_cycle| match report(Some(MOVABLE), 4 << 20, 0) {
+            Op::PageReport {
+                zone,
+                nents,
+                bytes,
+                orders,
+                first_pfn,
+                ret,
+                ..
+            } => Op::PageReport {
+                zone,
+                nents,
+                bytes,
+                orders,
+                first_pfn,
+                in_seen_cycle,
+                ret,
+            },
+            _ => unreachable!(),
+        };
+        // The cycle running as tracing began: its report is seen, its start and isolations not.
+        r.ingest(&ev(1_000_000_000, 1_000, with(Some(false))), 4096);
+        // A whole cycle after: one report, its 2 blocks of order 9 isolated.
+        r.ingest(&ev(3_000_000_000, 1_000, with(Some(true))), 4096);
+        // A recording that did not tell: counted as in a seen cycle, as it always was.
+        r.ingest(&ev(3_100_000_000, 1_000, with(None)), 4096);
+        let doc = r.doc(4096, |_| "Movable".into(), |_| ZoneFigures::default());
+        assert_eq!((doc.reports, doc.reports_unseen_cycle), (3, 1));
+        assert_eq!(doc.reported_bytes, 12 << 20);
+        let z = &doc.zones[0];
+        assert_eq!((z.reports, z.reported_bytes), (3, 12 << 20));
+        assert_eq!(
+            (z.reports_unseen_cycle, z.reported_bytes_unseen_cycle),
+            (1, 4 << 20)
+        );
     }
 }

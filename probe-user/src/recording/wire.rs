@@ -366,6 +366,8 @@ enum OpDef {
         bytes: u64,
         orders: u32,
         first_pfn: Option<u64>,
+        #[serde(default)]
+        in_seen_cycle: Option<bool>,
         ret: i32,
     },
     ReportedPagesSample {

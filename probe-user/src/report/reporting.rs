@@ -57,6 +57,14 @@ pub fn write_reporting(out: &mut Out, r: &ReportingDoc) {
         fmt_ns(a.p99_ns),
         fmt_ns(a.max_ns),
     );
+    if r.reports_unseen_cycle > 0 {
+        let _ = writeln!(
+            out,
+            "  {} of the reports came from a cycle that began before tracing did: its pages were isolated unseen, \
+             so they are not in the isolated figures below",
+            r.reports_unseen_cycle
+        );
+    }
     let _ = writeln!(
         out,
         "  requests (__page_reporting_notify) {} ({:.1}/s lately)",

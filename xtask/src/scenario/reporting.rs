@@ -188,17 +188,18 @@ pub fn run(c: &mut Ctx) -> Result<()> {
                 .and_then(|m| m.header.as_deref())
                 .and_then(header_monotonic_ns)
                 .unwrap_or(0);
-            let (cycles, early_cycles) = count_calls(&trace, CYCLE_FN, start);
-            let (reports, early_reports) = count_calls(&trace, REPORT_FN, start);
+            let n = count_calls(&trace, start);
             println!(
-                "lab:        ftrace: {cycles} cycles, {reports} reports from {start} ns on \
-                 ({early_cycles} cycles, {early_reports} reports before the header), overrun {overrun}"
+                "lab:        ftrace: {} cycles, {} reports from {start} ns on ({} of them in a cycle begun before); \
+                 {} cycles, {} reports before the header; overrun {overrun}",
+                n.cycles, n.reports, n.reports_unseen_cycle, n.cycles_before, n.reports_before
             );
             let rt = c.rt();
             rt.window_start_ns = Some(start);
-            rt.ftrace_cycles = Some(cycles);
-            rt.ftrace_reports = Some(reports);
-            rt.ftrace_before_window = Some((early_cycles, early_reports));
+            rt.ftrace_cycles = Some(n.cycles);
+            rt.ftrace_reports = Some(n.reports);
+            rt.ftrace_before_window = Some((n.cycles_before, n.reports_before));
+            rt.ftrace_reports_unseen_cycle = Some(n.reports_unseen_cycle);
             rt.ftrace_overrun = Some(overrun > 0);
             c.sh(&format!("echo nop > {TRACING}/current_tracer"), 30)?;
             Ok(())
@@ -275,26 +276,50 @@ fn header_monotonic_ns(header: &str) -> Option<u64> {
     v["clock"]["monotonic_ns"].as_u64()
 }
 
-/// Calls of `f` in ftrace's function-tracer text at or after `start_ns`, and before it.
-fn count_calls(trace: &str, f: &str, start_ns: u64) -> (u64, u64) {
-    let needle = format!(": {f} <-");
-    let (mut after, mut before) = (0, 0);
+/// Cycles and reports in ftrace's function-tracer text, at or after `start_ns` and before it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Calls {
+    cycles: u64,
+    reports: u64,
+    cycles_before: u64,
+    reports_before: u64,
+    /// Reports from `start_ns` on whose cycle (the same thread's latest cycle call) began
+    /// before it, or is not in the trace (it began before ftrace was switched on).
+    reports_unseen_cycle: u64,
+}
+
+fn count_calls(trace: &str, start_ns: u64) -> Calls {
+    let (cycle, report) = (format!(": {CYCLE_FN} <-"), format!(": {REPORT_FN} <-"));
+    let mut n = Calls::default();
+    // Thread -> whether its latest cycle began at or after start_ns.
+    let mut cycle_seen: std::collections::HashMap<&str, bool> = Default::default();
     for line in trace.lines().filter(|l| !l.starts_with('#')) {
-        let Some(i) = line.find(&needle) else {
-            continue;
+        let (i, is_cycle) = match (line.find(&cycle), line.find(&report)) {
+            (Some(i), _) => (i, true),
+            (None, Some(i)) => (i, false),
+            (None, None) => continue,
         };
-        // "... [000] ..... 20.877669: f <-caller": the timestamp is the last word before it.
-        let ts = line[..i]
-            .split_whitespace()
+        // "  kworker/0:1-9  [000] ..... 20.877669: f <-caller": the thread (TASK-PID) first,
+        // the timestamp the last word before the function.
+        let mut words = line[..i].split_whitespace();
+        let thread = words.next().unwrap_or("");
+        let after = words
             .last()
             .and_then(|t| t.parse::<f64>().ok())
-            .map(|s| (s * 1e9).round() as u64);
-        match ts {
-            Some(t) if t < start_ns => before += 1,
-            _ => after += 1,
+            .is_none_or(|s| (s * 1e9).round() as u64 >= start_ns);
+        match (is_cycle, after) {
+            (true, true) => n.cycles += 1,
+            (true, false) => n.cycles_before += 1,
+            (false, true) => n.reports += 1,
+            (false, false) => n.reports_before += 1,
+        }
+        if is_cycle {
+            cycle_seen.insert(thread, after);
+        } else if after && !cycle_seen.get(thread).copied().unwrap_or(false) {
+            n.reports_unseen_cycle += 1;
         }
     }
-    (after, before)
+    n
 }
 
 #[cfg(test)]
@@ -308,9 +333,27 @@ mod tests {
      kworker/0:1-9       [000] .....    20.877669: page_reporting_process <-process_one_work\n\
      kworker/0:1-9       [000] .....    20.879001: virtballoon_free_page_report <-page_reporting_process\n\
      kworker/1:2-40      [001] .....    26.670256: page_reporting_process <-process_one_work\n";
-        assert_eq!(count_calls(trace, CYCLE_FN, 21_000_000_000), (1, 1));
-        assert_eq!(count_calls(trace, REPORT_FN, 21_000_000_000), (0, 1));
-        assert_eq!(count_calls(trace, CYCLE_FN, 0), (2, 0));
+        assert_eq!(
+            count_calls(trace, 21_000_000_000),
+            Calls {
+                cycles: 1,
+                reports: 0,
+                cycles_before: 1,
+                reports_before: 1,
+                reports_unseen_cycle: 0,
+            }
+        );
+        assert_eq!(count_calls(trace, 0).cycles, 2);
+        // A cycle begun before the window (or before ftrace was on): its later reports, on
+        // its thread, are of an unseen cycle; another thread's cycle in between changes nothing.
+        let trace = "\
+     kworker/0:1-9       [000] .....    20.877669: page_reporting_process <-process_one_work\n\
+     kworker/1:2-40      [001] .....    21.000001: page_reporting_process <-process_one_work\n\
+     kworker/0:1-9       [000] .....    21.100000: virtballoon_free_page_report <-page_reporting_process\n\
+     kworker/1:2-40      [001] .....    21.200000: virtballoon_free_page_report <-page_reporting_process\n\
+     kworker/3:0-77      [003] .....    21.300000: virtballoon_free_page_report <-page_reporting_process\n";
+        let n = count_calls(trace, 21_000_000_000);
+        assert_eq!((n.cycles, n.reports, n.reports_unseen_cycle), (1, 3, 2));
         assert_eq!(
             header_monotonic_ns(r#"{"type":"header","clock":{"monotonic_ns":20739763668,"realtime_ns":1}}"#),
             Some(20739763668)
