@@ -8,13 +8,15 @@
 //! (`-icount`), so that the emulator's speed does not show in its time. Prints the median time
 //! of each mode and the median of its per-round ratio to no tracing.
 
+mod reporting;
+
 use crate::guest::Guest;
 use crate::initramfs::MHPSCOPE;
 use crate::qemu::{Machine, Qemu, QemuConfig};
 use crate::qmp::Qmp;
 use crate::{build_cmd, initramfs, kernel, setup, util};
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,17 @@ pub struct BenchArgs {
     /// `--mhpscope-flags="--avoid raw_tracepoint"` or `--mhpscope-flags="--skip mm_page_alloc"`.
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub mhpscope_flags: String,
+    /// What the guest does: online/offline blocks, or free memory for free page reporting (a
+    /// virtio balloon reporting free pages; modes none, record and kernel; --cycles and
+    /// --blocks do not apply).
+    #[arg(long, value_enum, default_value_t = Workload::Hotplug)]
+    pub workload: Workload,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    Hotplug,
+    Reporting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,17 +166,30 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.rounds >= 1 && args.blocks >= 1 && args.cycles >= 1,
         "--rounds, --blocks and --cycles must be positive"
     );
-    let modes = selected_modes(&args.modes)?;
+    let reporting = args.workload == Workload::Reporting;
+    let modes = if reporting {
+        Vec::new()
+    } else {
+        selected_modes(&args.modes)?
+    };
+    let reporting_modes = if reporting {
+        reporting_modes(&args.modes)?
+    } else {
+        Vec::new()
+    };
     let spec = kernel::lookup(&args.kernel)?;
     setup::run()?;
     let bin = build_cmd::run(true)?;
     let k = kernel::fetch(spec)?;
     let out = util::repo_root().join("target").join("bench").join(spec.name);
     std::fs::create_dir_all(&out)?;
-    let initrd = initramfs::build(&out.join("work"), Some(&bin), None, false)?;
+    // The reporting workload needs virtio_balloon, a module, from the kernel's package.
+    let root = reporting.then_some(k.root.as_path());
+    let initrd = initramfs::build(&out.join("work"), Some(&bin), root, false)?;
     let sock_dir = std::env::temp_dir().join(format!("mhpscope-bench-{}", std::process::id()));
     let machine = Machine {
         icount: !args.wall_clock,
+        balloon: reporting,
         ..Machine::default()
     };
     let cfg = QemuConfig {
@@ -194,6 +220,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             30,
         )?;
         println!("bench: guest {} up, clocksource {}", release.trim(), clock.trim());
+        if reporting {
+            return g.run_reporting(&reporting_modes, args.rounds, release.trim(), &out);
+        }
         let blocks = g.hot_add(&mut qmp, args.blocks)?;
         let functions = g.traceable()?;
         println!(
@@ -235,6 +264,65 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     qemu.kill();
     let _ = std::fs::remove_dir_all(&sock_dir);
     r
+}
+
+/// `--modes` for the reporting workload: none (always, first), record, kernel.
+fn reporting_modes(keys: &[String]) -> Result<Vec<reporting::Mode>> {
+    use reporting::Mode as R;
+    let mut modes = vec![R::Untraced];
+    for k in keys {
+        let m = match k.as_str() {
+            "none" => continue,
+            "record" => R::Mhpscope,
+            "kernel" => R::MhpscopeKernelSide,
+            other => bail!("--modes {other}: the reporting workload measures none, record and kernel"),
+        };
+        if !modes.contains(&m) {
+            modes.push(m);
+        }
+    }
+    if keys.is_empty() {
+        modes = reporting::MODES.to_vec();
+    }
+    Ok(modes)
+}
+
+impl Bench<'_> {
+    /// The reporting workload: virtio_balloon loaded, a warm-up, then every mode once per
+    /// round in a rotating order.
+    fn run_reporting(
+        &mut self,
+        modes: &[reporting::Mode],
+        rounds: usize,
+        release: &str,
+        out: &std::path::Path,
+    ) -> Result<()> {
+        let loaded = self
+            .sh(initramfs::LOAD_BALLOON, 60)
+            .context("loading virtio_balloon")?;
+        println!("bench: {}", loaded.trim());
+        self.sh("dd if=/dev/zero of=/dev/null bs=256M count=1 2>/dev/null", 300)?;
+        let mut samples = Vec::new();
+        let mut probes = None;
+        for round in 0..rounds {
+            let mut line = format!("bench: round {}/{rounds}:", round + 1);
+            for i in 0..modes.len() {
+                let mode = modes[(round + i) % modes.len()];
+                let (s, p) = self.measure_reporting(mode)?;
+                line += &format!(
+                    "  {} dd {:.1} ms, window busy {:.1} ms, RSS -{} MiB",
+                    mode.name(),
+                    s.dd_ns as f64 / 1e6,
+                    s.busy_ns as f64 / 1e6,
+                    s.rss_fall_kib >> 10
+                );
+                samples.push(s);
+                probes = p.or(probes);
+            }
+            println!("{line}");
+        }
+        reporting::report(&samples, probes.as_deref(), rounds, release, out)
+    }
 }
 
 struct Bench<'a> {
@@ -426,6 +514,58 @@ impl Bench<'_> {
         self.sh(&format!("sleep {}", SETTLE.as_secs()), 30).map(|_| ())
     }
 
+    /// Starts `mhpscope record` with `flags` and waits until it is attached (its header
+    /// written); then lets its start-up work settle and measures what it burns idle. Returns
+    /// its pid and that idle CPU time (ms over `SETTLE`).
+    fn start_recorder(&mut self, flags: &str) -> Result<(String, f64)> {
+        self.sh(
+            &format!(
+                "rm -f /tmp/bench.*; ( {MHPSCOPE} {flags} record -o /tmp/bench.ndjson >/tmp/bench.log 2>&1 & echo $! > /tmp/bench.pid )"
+            ),
+            30,
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self
+            .sh("head -n 1 /tmp/bench.ndjson 2>/dev/null | wc -l", 30)?
+            .trim()
+            != "1"
+        {
+            if Instant::now() >= deadline {
+                let log = self.sh("cat /tmp/bench.log", 30)?;
+                bail!("mhpscope record did not start: {log}");
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let pid = self.sh("cat /tmp/bench.pid", 30)?.trim().to_string();
+        // All threads together: one that starts meanwhile must not shift the others.
+        let cpu_ns = |g: &mut Self| -> Result<f64> {
+            let listing = g.sh(&threads_script(&pid), 30)?;
+            let threads = parse_threads(&listing);
+            anyhow::ensure!(!threads.is_empty(), "recorder threads: {listing:?}");
+            Ok(threads.iter().map(|(_, ns)| ns).sum())
+        };
+        // Start-up work that outlives the header (the first samples) is not the cost of
+        // watching: let it settle, and measure what the recorder burns idle.
+        let attached = cpu_ns(self)?;
+        self.settle()?;
+        let idle_ms = (cpu_ns(self)? - attached) / 1e6;
+        Ok((pid, idle_ms))
+    }
+
+    /// Stops the recorder and checks that it lost nothing and wrote its summary.
+    fn stop_recorder(&mut self) -> Result<()> {
+        self.sh(
+            "kill -INT $(cat /tmp/bench.pid); while kill -0 $(cat /tmp/bench.pid) 2>/dev/null; do sleep 0.2; done",
+            120,
+        )?;
+        let lost = self.sh("tail -n 1 /tmp/bench.ndjson", 30)?;
+        anyhow::ensure!(
+            lost.contains("\"lost_events\":0"),
+            "mhpscope lost events or wrote no summary: {lost}"
+        );
+        Ok(())
+    }
+
     fn measure(&mut self, mode: Mode, blocks: &[u64], functions: &[&str]) -> Result<Timed> {
         self.settle()?;
         match mode {
@@ -441,38 +581,7 @@ impl Bench<'_> {
                 };
                 // The recorder's own cost per probe comes from BPF run-time statistics.
                 let flags = format!("{mode_flags} --self-cost {}", self.extra_flags);
-                self.sh(
-                    &format!(
-                        "rm -f /tmp/bench.*; ( {MHPSCOPE} {flags} record -o /tmp/bench.ndjson >/tmp/bench.log 2>&1 & echo $! > /tmp/bench.pid )"
-                    ),
-                    30,
-                )?;
-                // Attached once the header is written.
-                let deadline = Instant::now() + Duration::from_secs(120);
-                while self
-                    .sh("head -n 1 /tmp/bench.ndjson 2>/dev/null | wc -l", 30)?
-                    .trim()
-                    != "1"
-                {
-                    if Instant::now() >= deadline {
-                        let log = self.sh("cat /tmp/bench.log", 30)?;
-                        bail!("mhpscope record did not start: {log}");
-                    }
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-                let pid = self.sh("cat /tmp/bench.pid", 30)?.trim().to_string();
-                // All threads together: one that starts meanwhile must not shift the others.
-                let cpu_ns = |g: &mut Self| -> Result<f64> {
-                    let listing = g.sh(&threads_script(&pid), 30)?;
-                    let threads = parse_threads(&listing);
-                    anyhow::ensure!(!threads.is_empty(), "recorder threads: {listing:?}");
-                    Ok(threads.iter().map(|(_, ns)| ns).sum())
-                };
-                // Start-up work that outlives the header (the first samples) is not the cost
-                // of watching: let it settle, and measure what the recorder burns idle.
-                let attached = cpu_ns(self)?;
-                self.settle()?;
-                let idle_ms = (cpu_ns(self)? - attached) / 1e6;
+                let (pid, idle_ms) = self.start_recorder(&flags)?;
                 let paused = mode == Mode::MhpscopeKernelSide;
                 if paused {
                     self.sh(&format!("kill -STOP {pid}"), 30)?;
@@ -491,15 +600,7 @@ impl Bench<'_> {
                     threads: timed.threads.clone(),
                     probes,
                 });
-                self.sh(
-                    "kill -INT $(cat /tmp/bench.pid); while kill -0 $(cat /tmp/bench.pid) 2>/dev/null; do sleep 0.2; done",
-                    120,
-                )?;
-                let lost = self.sh("tail -n 1 /tmp/bench.ndjson", 30)?;
-                anyhow::ensure!(
-                    lost.contains("\"lost_events\":0"),
-                    "mhpscope lost events or wrote no summary: {lost}"
-                );
+                self.stop_recorder()?;
                 Ok(timed)
             }
             Mode::FunctionGraph | Mode::FunctionGraphWithCounter | Mode::FunctionGraphRead => {
@@ -727,13 +828,15 @@ mod tests {
             eprintln!("skipped: no /bin/busybox (cargo xtask setup installs it)");
             return;
         }
-        let pid = std::process::id().to_string();
+        // The shell's own pid: one thread, which stays. The test harness's threads come and
+        // go as the other tests run, and would not pair up between the two listings.
+        let pid = "$$";
         let out = std::process::Command::new(busybox)
             // Followed by another command, as in the guest agent's shell, which it must not end.
             .args([
                 "sh",
                 "-c",
-                &format!("{}; echo alive", cycle_script(&[], 1, 2, Some(&pid))),
+                &format!("{}; echo alive", cycle_script(&[], 1, 2, Some(pid))),
             ])
             .output()
             .unwrap();
@@ -746,11 +849,11 @@ mod tests {
         let ns: u64 = lines[1].parse().unwrap();
         assert!(ns > 0 && ns < 10_000_000_000, "{ns}");
         let threads = thread_costs(lines[2], lines[3], 2);
-        assert!(!threads.is_empty(), "this test's own threads: {text}");
+        assert!(!threads.is_empty(), "the shell's thread: {text}");
         assert!(threads.iter().all(|(_, ms)| *ms >= 0.0));
         // The idle reading lists the same threads the same way.
         let out = std::process::Command::new(busybox)
-            .args(["sh", "-c", &threads_script(&pid)])
+            .args(["sh", "-c", &threads_script(pid)])
             .output()
             .unwrap();
         let listing = String::from_utf8(out.stdout).unwrap();
