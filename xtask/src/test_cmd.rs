@@ -81,14 +81,16 @@ pub fn run(args: &lab::LabArgs) -> Result<()> {
         }
     }
     println!(
-        "lab: {} passed, {} failed ({} kernel(s), {})",
+        "lab: {} passed, {} failed against ground truth; sanity: {} passed, {} failed ({} kernel(s), {})",
         total.passed,
         total.failed,
+        total.sanity_passed,
+        total.sanity_failed,
         kernels.len(),
         util::secs(t0.elapsed())
     );
-    if total.failed > 0 {
-        bail!("{} lab check(s) failed", total.failed);
+    if total.all_failed() > 0 {
+        bail!("{} lab check(s) failed", total.all_failed());
     }
     Ok(())
 }

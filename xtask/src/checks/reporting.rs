@@ -29,7 +29,7 @@ pub fn run(c: &mut Checker, t: &GroundTruth, r: &Report) -> Result<()> {
         c.check("reporting", false, "no reporting section in the report");
         return Ok(());
     };
-    c.eq("reporting.ftrace_overrun", truth.ftrace_overrun, Some(false));
+    c.sanity_eq("reporting.ftrace_overrun", truth.ftrace_overrun, Some(false));
     c.eq("reporting.cycles", Some(rep.cycles.count), truth.ftrace_cycles);
     c.eq("reporting.reports", Some(rep.reports), truth.ftrace_reports);
     // A cycle running as the recorder started: its reports are seen, its isolations were not.
@@ -38,9 +38,9 @@ pub fn run(c: &mut Checker, t: &GroundTruth, r: &Report) -> Result<()> {
         Some(rep.reports_unseen_cycle),
         truth.ftrace_reports_unseen_cycle,
     );
-    c.eq("reporting.reports_failed", rep.reports_failed, 0);
-    c.eq("reporting.reports_without_zone", rep.reports_without_zone, 0);
-    c.eq("reporting.cycles_without_totals", rep.cycles_without_totals, 0);
+    c.sanity_eq("reporting.reports_failed", rep.reports_failed, 0);
+    c.sanity_eq("reporting.reports_without_zone", rep.reports_without_zone, 0);
+    c.sanity_eq("reporting.cycles_without_totals", rep.cycles_without_totals, 0);
     c.eq("reporting.order_param", rep.order_param, truth.order_param);
 
     // The host's side.
@@ -76,7 +76,7 @@ pub fn run(c: &mut Checker, t: &GroundTruth, r: &Report) -> Result<()> {
     // recording aside: what it isolated was not counted), and at orders reporting uses.
     let zoneinfo = &t.snapshot("after-reporting")?.parsed;
     let order = truth.order_param.unwrap_or(0).max(0) as u8;
-    c.check(
+    c.sanity(
         "reporting.zones",
         !rep.zones.is_empty(),
         format!(
@@ -105,7 +105,7 @@ pub fn run(c: &mut Checker, t: &GroundTruth, r: &Report) -> Result<()> {
             z.reported_bytes - z.reported_bytes_unseen_cycle.min(z.reported_bytes),
         );
         let orders: Vec<u8> = z.orders.iter().map(|o| o.order).collect();
-        c.check(
+        c.sanity(
             &format!("{name}.orders"),
             z.orders.iter().all(|o| (order..=MAX_ORDER).contains(&o.order)),
             format!("orders {orders:?}; page_reporting_order {order}, largest order {MAX_ORDER}"),
@@ -115,8 +115,8 @@ pub fn run(c: &mut Checker, t: &GroundTruth, r: &Report) -> Result<()> {
             .iter()
             .map(|o| (PAGE << o.order) * o.isolated_blocks)
             .sum();
-        c.eq(&format!("{name}.orders.bytes"), blocks, z.isolated_bytes);
-        c.eq(
+        c.sanity_eq(&format!("{name}.orders.bytes"), blocks, z.isolated_bytes);
+        c.sanity_eq(
             &format!("{name}.orders.putback"),
             z.orders.iter().map(|o| o.putback_blocks).sum::<u64>(),
             z.orders.iter().map(|o| o.isolated_blocks).sum::<u64>(),
