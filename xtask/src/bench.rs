@@ -9,12 +9,14 @@
 //! of each mode and the median of its per-round ratio to no tracing.
 
 mod reporting;
+pub mod scale;
+pub mod soak;
 
-use crate::guest::Guest;
-use crate::initramfs::MHPSCOPE;
-use crate::qemu::{Machine, Qemu, QemuConfig};
-use crate::qmp::Qmp;
-use crate::{build_cmd, initramfs, kernel, setup, util};
+use crate::vm::guest::Guest;
+use crate::vm::initramfs::MHPSCOPE;
+use crate::vm::qemu::{Machine, Qemu, QemuConfig};
+use crate::vm::qmp::Qmp;
+use crate::{build_cmd, setup, util, vm::initramfs, vm::kernel};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::json;

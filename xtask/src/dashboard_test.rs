@@ -2,7 +2,7 @@
 //! real Prometheus (Debian's) that scrapes one `mhpscope serve` per test recording, so that a
 //! renamed metric or a broken expression shows up here instead of as an empty panel.
 
-use crate::checks::Tally;
+use crate::lab::checks::Tally;
 use crate::{build_cmd, util};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! man page through man(1), the bash completion in bash, the zsh and fish ones where those
 //! shells are, and the unit through `systemd-analyze verify` and `security` where systemd is.
 
-use crate::checks::Tally;
+use crate::lab::checks::Tally;
 use crate::{dist, util};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};

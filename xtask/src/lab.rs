@@ -1,21 +1,33 @@
 //! `cargo xtask lab`: setup, build, fetch the kernel, build the initramfs, boot qemu, run the
 //! scenario, write the artifacts and run `mhpscope report` on the recording.
+//!
+//! The room: the scenarios and their plans (`scenario`), the ground truth they record
+//! (`truth`, `failtruth`), the report as the checks read it (`report`), the checks of one
+//! against the other (`checks`), and what top's screen shows (`top_screen`). The scenarios
+//! know nothing of the checks.
 
-use crate::guest::Guest;
-use crate::qemu::{Machine, Qemu, QemuConfig};
-use crate::qmp::Qmp;
-use crate::scenario::{self, Ctx, Plan, PLANS};
-use crate::truth::{GroundTruth, KernelInfo};
-use crate::{build_cmd, initramfs, kernel, setup, util};
+pub mod checks;
+pub mod failtruth;
+pub mod report;
+pub mod scenario;
+pub mod top_screen;
+pub mod truth;
+
+use crate::vm::guest::Guest;
+use crate::vm::qemu::{Machine, Qemu, QemuConfig};
+use crate::vm::qmp::Qmp;
+use crate::{build_cmd, setup, util, vm::initramfs, vm::kernel};
 use anyhow::{Context, Result};
 use clap::Args;
+use scenario::{Ctx, Plan, PLANS};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use truth::{GroundTruth, KernelInfo};
 
 #[derive(Args, Debug, Clone)]
 pub struct LabArgs {
-    /// Kernel to boot (see the table in kernel.rs); `cargo xtask test` defaults to all of them.
+    /// Kernel to boot (see the table in xtask/src/vm/kernel.rs); `cargo xtask test` defaults to all of them.
     #[arg(long)]
     pub kernel: Option<String>,
     /// Scenario to run (hotplug, hotplug-kprobe, offnode, devdax, failures, reporting); default: all of them, one boot each.
@@ -170,7 +182,7 @@ fn run_plan(
     // while the recorder detached its probes. That says nothing about mhpscope's output: boot
     // it once more, and say so. Any other failure, and every check, counts as it is.
     if let Err(e) = &result {
-        if e.chain().any(|c| c.is::<crate::guest::Unanswered>()) {
+        if e.chain().any(|c| c.is::<crate::vm::guest::Unanswered>()) {
             let why = format!("{e:#}");
             eprintln!(
                 "lab: {}: the guest stopped answering ({why}); running the scenario again, once",

@@ -2,27 +2,15 @@
 
 mod bench;
 mod build_cmd;
-mod checks;
 mod core_test;
 mod dashboard_test;
 mod dist;
 mod dist_test;
-mod failtruth;
-mod guest;
-mod initramfs;
-mod kernel;
 mod lab;
-mod lines;
-mod qemu;
-mod qmp;
-mod report;
-mod scale;
-mod scenario;
 mod setup;
-mod soak;
 mod test_cmd;
-mod truth;
 mod util;
+mod vm;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -61,11 +49,11 @@ enum Cmd {
     /// Overhead in a guest: online/offline blocks untraced, under mhpscope, under function_graph.
     Bench(bench::BenchArgs),
     /// A million memory blocks: time and peak memory of `report` on a synthetic recording.
-    Scale(scale::ScaleArgs),
+    Scale(bench::scale::ScaleArgs),
     /// The core (recording, model, views) built and tested without the eBPF toolchain.
     Core,
     /// Left running: serve fed a million block cycles, report of them, serve under scrapers.
-    Soak(soak::SoakArgs),
+    Soak(bench::soak::SoakArgs),
     /// Re-run the checks on the artifacts of the last lab run of one scenario.
     Check {
         #[arg(long, default_value = "6.1")]
@@ -80,7 +68,10 @@ fn main() -> ExitCode {
         Cmd::Setup => setup::run(),
         Cmd::Build { release } => build_cmd::run(release).map(|_| ()),
         Cmd::Lab(args) => {
-            let kernel = args.kernel.clone().unwrap_or_else(|| kernel::DEFAULT.to_string());
+            let kernel = args
+                .kernel
+                .clone()
+                .unwrap_or_else(|| vm::kernel::DEFAULT.to_string());
             if args.top {
                 lab::run_with_top(&args, &kernel)
             } else {
@@ -89,14 +80,14 @@ fn main() -> ExitCode {
         }
         Cmd::Test(args) => test_cmd::run(&args),
         Cmd::Bench(args) => bench::run(&args),
-        Cmd::Scale(args) => scale::run(&args),
-        Cmd::Soak(args) => soak::run(&args),
+        Cmd::Scale(args) => bench::scale::run(&args),
+        Cmd::Soak(args) => bench::soak::run(&args),
         Cmd::Dashboards => dashboard_test::run_cmd(),
         Cmd::Core => core_test::run(),
         Cmd::Dist { test: false } => dist::run().map(|_| ()),
         Cmd::Dist { test: true } => dist_test::run_cmd(),
         Cmd::Check { kernel, scenario } => {
-            checks::run_from_files(&scenario, &lab::out_dir(&kernel, &scenario))
+            lab::checks::run_from_files(&scenario, &lab::out_dir(&kernel, &scenario))
         }
     };
     // The error chain is the useful part; a backtrace (RUST_BACKTRACE is often set) is noise.

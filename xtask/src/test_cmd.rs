@@ -2,7 +2,7 @@
 //! package's install test, then every lab scenario on every lab kernel, each followed by the
 //! checks of mhpscope's report against that scenario's ground truth.
 
-use crate::{checks, core_test, dashboard_test, dist_test, kernel, lab, setup, util};
+use crate::{core_test, dashboard_test, dist_test, lab, lab::checks, setup, util, vm::kernel};
 use anyhow::{bail, Result};
 use std::process::Command;
 use std::time::Instant;

@@ -146,7 +146,7 @@ impl Bench<'_> {
         let probes = self.sh(
             &format!(
                 "{} {flags} probes 2>&1 | sed -n '/[Ss]elf-cost/,$p' | grep -E 'probe|report|isolate|putback|mm_page_alloc'",
-                crate::initramfs::MHPSCOPE
+                crate::vm::initramfs::MHPSCOPE
             ),
             120,
         )?;

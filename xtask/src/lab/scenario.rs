@@ -2,13 +2,13 @@
 //! QMP (or creates devdax namespaces on an nvdimm), onlines, offlines and unplugs them, and stops
 //! the recorder. Every step is timed and every observation goes into the ground truth.
 
-use crate::guest::Guest;
-use crate::initramfs::{LOAD_BALLOON, LOAD_NVDIMM, MHPSCOPE, SNAPSHOT_CMD};
-use crate::qemu::Qemu;
-use crate::qmp::Qmp;
-use crate::truth::{
+use crate::lab::truth::{
     self, Compaction, DaxRun, Dimm, GroundTruth, MhpscopeRun, Snapshot, StateWrite, Step, TopScreen,
 };
+use crate::vm::guest::Guest;
+use crate::vm::initramfs::{LOAD_BALLOON, LOAD_NVDIMM, MHPSCOPE, SNAPSHOT_CMD};
+use crate::vm::qemu::Qemu;
+use crate::vm::qmp::Qmp;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::Path;
@@ -289,7 +289,7 @@ impl<'a> Ctx<'a> {
         self.guest.run_ok(self.qemu, cmd, Duration::from_secs(timeout_s))
     }
 
-    fn sh_rc(&mut self, cmd: &str, timeout_s: u64) -> Result<crate::guest::Output> {
+    fn sh_rc(&mut self, cmd: &str, timeout_s: u64) -> Result<crate::vm::guest::Output> {
         self.guest.run(self.qemu, cmd, Duration::from_secs(timeout_s))
     }
 
@@ -982,6 +982,6 @@ fn stop_recorder(c: &mut Ctx) -> Result<()> {
 
 /// Whether top's screen shows all `n` hot-added blocks onlined (the checks compare per node).
 fn top_shows_onlines(screen: &str, n: usize) -> bool {
-    let v = crate::checks::parse_top_screen(screen);
+    let v = crate::lab::top_screen::parse_top_screen(screen);
     v.hot_added_blocks == Some(n as u64) && v.nodes.values().map(|&(_, on)| on).sum::<u64>() >= n as u64
 }

@@ -1,7 +1,7 @@
 //! Ground truth of a lab run: what the scenario did (steps, QMP traffic, sysfs writes) and what
 //! the guest's own files said (snapshots), parsed here independently of mhpscope's code.
 
-use crate::qmp::QmpRecord;
+use crate::vm::qmp::QmpRecord;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -54,7 +54,7 @@ pub struct GroundTruth {
     pub reporting: Option<ReportingTruth>,
     /// What the `failures` scenario provoked and what the guest said about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failures: Option<crate::failtruth::Failures>,
+    pub failures: Option<crate::lab::failtruth::Failures>,
 }
 
 /// Free page reporting as the guest's ftrace and the host saw it (`reporting` scenario).

@@ -3,10 +3,10 @@
 //! sysfs's configuration, and its kernel log (dynamic debug on for mm/memory_hotplug.c).
 
 use super::{Checker, PAGE, STRUCT_PAGE};
-use crate::failtruth::{errno_number, Failures, LogEvent, PageDump, TimedWrite};
-use crate::report::{Answers, Attempt, Report};
-use crate::scenario::failures::{HEADROOM_WARN, ONLINE_GRACE_S};
-use crate::truth::GroundTruth;
+use crate::lab::failtruth::{errno_number, Failures, LogEvent, PageDump, TimedWrite};
+use crate::lab::report::{Answers, Attempt, Report};
+use crate::lab::scenario::failures::{HEADROOM_WARN, ONLINE_GRACE_S};
+use crate::lab::truth::GroundTruth;
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 
@@ -597,7 +597,7 @@ fn config(c: &mut Checker, f: &Failures, a: &Answers) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failtruth::parse_kernel_log;
+    use crate::lab::failtruth::parse_kernel_log;
 
     fn attempt(kind: &str, block: u64, ts: u64, ret: i64, errno: &str) -> Attempt {
         Attempt {
@@ -701,7 +701,7 @@ mod tests {
         };
         let mut iso = attempt("offline", 32, 1, -16, "EBUSY");
         iso.reason_words = Some("failure to isolate range".into());
-        iso.blocking_page = Some(crate::report::BlockingPage {
+        iso.blocking_page = Some(crate::lab::report::BlockingPage {
             pfn: 0x100400,
             flags_raw: Some(0x57ffffc0000200),
             flags: Some(vec!["slab".into()]),

@@ -1,7 +1,7 @@
 //! Minimal QMP client: JSON lines over the unix socket. Every message in both directions is kept
 //! (with a timestamp) for the ground truth; async events are collected as they arrive.
 
-use crate::lines::{Line, LineSocket};
+use crate::vm::lines::{Line, LineSocket};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -19,9 +19,9 @@
 //! powers off (the blocks that cannot be offlined stay: no unplug).
 
 use super::{poweroff, prepare, save_dmesg, start_recorder, stop_recorder_step, Ctx, DimmPlan, MEM};
-use crate::failtruth::{self, AddTiming, AutoOnline, Failures, Fill, SignalRun, TimedWrite};
-use crate::initramfs::LOAD_INJECT;
-use crate::truth;
+use crate::lab::failtruth::{self, AddTiming, AutoOnline, Failures, Fill, SignalRun, TimedWrite};
+use crate::lab::truth;
+use crate::vm::initramfs::LOAD_INJECT;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -20,7 +20,7 @@
 //! takes seconds, and what it frees asks for a cycle 2 s later.
 
 use super::{poweroff, prepare, save_dmesg, start_recorder, stop_recorder, Ctx, Flow};
-use crate::truth::{ReportingTruth, RssPhase};
+use crate::lab::truth::{ReportingTruth, RssPhase};
 use anyhow::{bail, Context, Result};
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! mm/memory_hotplug.c) parsed into the reasons, dumped pages and injected errors it printed.
 //! Parsed here, independently of mhpscope's code.
 
-use crate::truth::Parsed;
+use crate::lab::truth::Parsed;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -392,7 +392,7 @@ pub fn free_per_node(p: &Parsed) -> BTreeMap<i64, u64> {
 }
 
 /// A zone figure summed per node (over zones and CPUs).
-pub fn per_node(p: &Parsed, field: impl Fn(&crate::truth::Zone) -> u64) -> BTreeMap<i64, u64> {
+pub fn per_node(p: &Parsed, field: impl Fn(&crate::lab::truth::Zone) -> u64) -> BTreeMap<i64, u64> {
     let mut m = BTreeMap::new();
     for z in &p.zones {
         *m.entry(z.node).or_default() += field(z);
@@ -556,7 +556,7 @@ mod tests {
             block_size_bytes: Some(0x8000000),
             blocks: blocks
                 .iter()
-                .map(|&(id, vz)| crate::truth::Block {
+                .map(|&(id, vz)| crate::lab::truth::Block {
                     id,
                     state: Some("online".into()),
                     phys_index: None,

@@ -4,8 +4,8 @@
 //! order in sysfs and the hot-added DIMM's blocks.
 
 use super::{Checker, PAGE};
-use crate::report::Report;
-use crate::truth::GroundTruth;
+use crate::lab::report::Report;
+use crate::lab::truth::GroundTruth;
 use anyhow::{Context, Result};
 
 /// The buddy allocator's largest order on the three lab kernels (MAX_ORDER 11 on 6.1 counts
@@ -129,7 +129,7 @@ pub fn run(c: &mut Checker, t: &GroundTruth, r: &Report) -> Result<()> {
     let d = t.dimms.first().context("no DIMM in the ground truth")?;
     let online = &t.snapshot("after-online")?.parsed;
     let before = &t.snapshot("before-add")?.parsed;
-    let managed = |p: &crate::truth::Parsed| p.zone(d.node, "Movable").map_or(0, |z| z.managed);
+    let managed = |p: &crate::lab::truth::Parsed| p.zone(d.node, "Movable").map_or(0, |z| z.managed);
     let onlined = (managed(online) - managed(before)) * PAGE;
     let z = rep.zones.iter().find(|z| z.node == d.node && z.zone == "Movable");
     c.eq(

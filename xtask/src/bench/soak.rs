@@ -53,7 +53,7 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     );
 
     let floor = timed(Command::new("wc").arg("-l").arg(&long))?;
-    let report = crate::scale::measure(
+    let report = crate::bench::scale::measure(
         Command::new(&bin).args(["report", "-i"]).arg(&long),
         &out.join("report.txt"),
     )?;

@@ -8,9 +8,10 @@
 //! scenario's ftrace did not overrun). A failed sanity check fails the run all the same; it is
 //! only kept out of the count of what was shown true.
 
-use crate::report::{Block, Report, Stat, Zone};
-use crate::scenario::{self, Flow, Plan};
-use crate::truth::{compaction_scanned, GroundTruth};
+use crate::lab::report::{Block, Report, Stat, Zone};
+use crate::lab::scenario::{self, Flow, Plan};
+use crate::lab::top_screen::parse_top_screen;
+use crate::lab::truth::{compaction_scanned, GroundTruth};
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -370,7 +371,7 @@ fn blocks(c: &mut Checker, t: &GroundTruth, r: &Report) -> Result<()> {
                 c.check(&name, false, "missing from the report");
                 continue;
             };
-            let writes = |w: &[crate::truth::StateWrite]| {
+            let writes = |w: &[crate::lab::truth::StateWrite]| {
                 w.iter().filter(|w| w.block == id && w.rc == 0).count() as u64
             };
             c.eq(&format!("{name}.onlined"), b.onlined, writes(&t.online_writes));
@@ -417,7 +418,7 @@ fn truth_vmemmap(t: &GroundTruth) -> Result<Option<std::collections::BTreeMap<u6
             .find(|d| d.blocks.contains(&id))
             .map(|d| d.node)
             .context("block without DIMM")?;
-        let z = |p: &crate::truth::Parsed| {
+        let z = |p: &crate::lab::truth::Parsed| {
             p.zone(node, "Movable")
                 .map(|z| (z.present, z.managed))
                 .unwrap_or((0, 0))
@@ -752,9 +753,9 @@ fn devdax(c: &mut Checker, t: &GroundTruth, r: &Report) {
 fn zones(
     c: &mut Checker,
     node: i64,
-    before: &crate::truth::Parsed,
-    online: &crate::truth::Parsed,
-    removed: &crate::truth::Parsed,
+    before: &crate::lab::truth::Parsed,
+    online: &crate::lab::truth::Parsed,
+    removed: &crate::lab::truth::Parsed,
     r: &Report,
 ) {
     let name = format!("zone.node{node}.Movable");
@@ -816,8 +817,8 @@ fn node_stats(
     t: &GroundTruth,
     r: &Report,
     node: i64,
-    before: &crate::truth::Parsed,
-    online: &crate::truth::Parsed,
+    before: &crate::lab::truth::Parsed,
+    online: &crate::lab::truth::Parsed,
 ) {
     let name = format!("node{node}");
     let Some(n) = r.nodes.iter().find(|n| n.node == node) else {
@@ -830,7 +831,7 @@ fn node_stats(
         .filter(|d| d.node == node)
         .flat_map(|d| d.blocks.iter().copied())
         .collect();
-    let count_ok = |w: &[crate::truth::StateWrite]| {
+    let count_ok = |w: &[crate::lab::truth::StateWrite]| {
         w.iter()
             .filter(|w| w.rc == 0 && on_node.contains(&w.block))
             .count() as u64
@@ -865,7 +866,7 @@ fn node_stats(
         }
     }
     // Pages handed to the buddy allocator by onlining = growth of zoneinfo's managed count.
-    let managed = |p: &crate::truth::Parsed| p.zone(node, "Movable").map(|z| z.managed).unwrap_or(0);
+    let managed = |p: &crate::lab::truth::Parsed| p.zone(node, "Movable").map(|z| z.managed).unwrap_or(0);
     let delta = managed(online) - managed(before);
     c.eq(
         &format!("{name}.online.pages"),
@@ -877,39 +878,6 @@ fn node_stats(
         n.offline.as_ref().map(|s| s.pages),
         Some(delta),
     );
-}
-
-/// What `mhpscope top`'s screen (tmux capture-pane text) says about hot-adds.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct TopView {
-    /// "Block map · K/N hot-added": K.
-    pub hot_added_blocks: Option<u64>,
-    /// node -> (hot-adds, onlines) from the nodes pane's "add A on B ..." lines.
-    pub nodes: BTreeMap<i64, (u64, u64)>,
-}
-
-pub fn parse_top_screen(screen: &str) -> TopView {
-    let mut v = TopView::default();
-    let mut node = None;
-    for line in screen.lines() {
-        if let Some(i) = line.find("Block map · ") {
-            let rest = &line[i + "Block map · ".len()..];
-            v.hot_added_blocks = rest.split('/').next().and_then(|k| k.trim().parse().ok());
-        }
-        // Panes sit side by side: the nodes pane is the left one, after the border.
-        let cell = line.trim_start_matches('│');
-        let words: Vec<&str> = cell.split_whitespace().collect();
-        match words.as_slice() {
-            [n, "RAM", ..] => node = n.parse::<i64>().ok(),
-            ["add", a, "on", o, ..] => {
-                if let (Some(n), Ok(a), Ok(o)) = (node, a.parse(), o.parse()) {
-                    v.nodes.insert(n, (a, o));
-                }
-            }
-            _ => {}
-        }
-    }
-    v
 }
 
 /// `mhpscope top` ran live in the guest: after the online step its screen showed every
@@ -987,27 +955,6 @@ fn self_cost(c: &mut Checker, t: &GroundTruth, r: &Report) {
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
     });
     c.eq("self_cost.probes.online_pages.runs", row, Some(2 * onlines));
-}
-
-#[cfg(test)]
-mod top_tests {
-    use super::*;
-
-    #[test]
-    fn top_screen_parses() {
-        let screen = "\
-┌ ▶ Nodes · 2 of 2 ──────────────────────────────┐┌ Block map · 3/11 hot-added ┐
-│node  inits    p50    p99    max init times     ││ 0 O·D·D·D·D·D·D·D·x*x+x+   │
-│0 RAM     0      -      -      -                ││                            │
-│add 0 on 0 off 0 rm 0 fail 0                    ││D DMA32  O online  x removed│
-│1 RAM     4  1.5ms  9.2ms  9.2ms █▃▃▃           ││memmap * self-hosted        │
-│add 2 on 3 off 3 rm 2 fail 0 last remove +11.364││+ existing memory  · unknown│
-";
-        let v = parse_top_screen(screen);
-        assert_eq!(v.hot_added_blocks, Some(3));
-        assert_eq!(v.nodes.get(&0), Some(&(0, 0)));
-        assert_eq!(v.nodes.get(&1), Some(&(2, 3)));
-    }
 }
 
 /// The checks on a real run's artifacts (the failures scenario on 6.12, kept in

@@ -1,8 +1,8 @@
 //! Host side of the command channel on the guest's /dev/ttyS1 (see init.sh): one request line
 //! "<seq> <command>", answered by the output and "\n@@END <seq> <rc>".
 
-use crate::lines::{Line, LineSocket};
-use crate::qemu::Qemu;
+use crate::vm::lines::{Line, LineSocket};
+use crate::vm::qemu::Qemu;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
