@@ -3,9 +3,9 @@
 //! Goal (BENCHMARKS.md): at least 10 million events per second on one core.
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mhpscope::{
-    decode::{decode, parse_raw},
+    kernel::decode::{decode, parse_raw},
     model::Model,
-    synth::{self, Session},
+    recording::synth::{self, Session},
 };
 use probe_common::RawEvent;
 

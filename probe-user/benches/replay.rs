@@ -6,7 +6,7 @@ use mhpscope::recording::{parallel, Item, Reader};
 
 fn recording() -> (Vec<u8>, u64) {
     let mut text = Vec::new();
-    let events = mhpscope::synth::write_recording(&mut text, 1000, 4, 4096, 16).unwrap();
+    let events = mhpscope::recording::synth::write_recording(&mut text, 1000, 4, 4096, 16).unwrap();
     (text, events)
 }
 

@@ -3,10 +3,10 @@
 use std::{fs::File, io::Read, time::Instant};
 
 use mhpscope::{
-    loader::Options,
+    kernel::loader::Options,
+    recording::source::{self, Input},
+    recording::stream::{Stream, Update},
     recording::Line,
-    source::{self, Input},
-    stream::{Stream, Update},
 };
 
 fn main() {

@@ -10,13 +10,13 @@ use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 
 use crate::{
-    host::Host,
-    loader::{self, Options},
-    probes::{contiguity_note, FailureCoverage, ProbeStatus},
+    kernel::host::Host,
+    kernel::loader::{self, Options},
+    kernel::probes::{contiguity_note, FailureCoverage, ProbeStatus},
+    recording::source::{self, Input},
+    recording::stream::{Stream, Update, ViewOptions},
     recording::{self, Line},
-    report::{fmt_ns, Document},
-    source::{self, Input},
-    stream::{Stream, Update, ViewOptions},
+    views::report::{fmt_ns, Document},
 };
 
 /// A file, or stdout for none or `-`.
@@ -59,7 +59,7 @@ pub fn keep_earlier_recording(path: &Path) -> io::Result<Option<PathBuf>> {
 /// `mhpscope synth`: a synthetic recording.
 pub fn synth(output: Option<PathBuf>, blocks: u64, nodes: u64, cycles: u64, slots: u64) -> Result<()> {
     let out = create_output(&output)?;
-    crate::synth::write_recording(out, blocks, nodes, cycles, slots)
+    crate::recording::synth::write_recording(out, blocks, nodes, cycles, slots)
         .context("writing the synthetic recording")?;
     Ok(())
 }
@@ -337,13 +337,13 @@ pub fn probes(opts: &Options, json: bool) -> Result<()> {
     let tracer = loader::load(&host, opts);
     let mut stdout = io::stdout().lock();
     if json {
-        let doc = crate::probes_doc::ProbesDoc {
-            schema_version: crate::probes_doc::PROBES_SCHEMA_VERSION,
+        let doc = crate::views::probes_doc::ProbesDoc {
+            schema_version: crate::views::probes_doc::PROBES_SCHEMA_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").into(),
             host,
             probes: tracer.probes.clone(),
             offline_failures: tracer.offline_failures.clone(),
-            contiguity: crate::probes_doc::Contiguity {
+            contiguity: crate::views::probes_doc::Contiguity {
                 from_pages_with_online_memmap: tracer.facts.contiguity_from_counter,
                 note: contiguity_note(tracer.facts.contiguity_from_counter).into(),
             },

@@ -3,14 +3,15 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use mhpscope::{
-    answers::Thresholds,
     commands,
-    loader::Options,
-    probes::Method,
-    schema, serve,
-    source::Input,
-    stream::{Failure, FailureKind, ViewOptions},
-    tui,
+    kernel::loader::Options,
+    kernel::probes::Method,
+    recording::source::Input,
+    recording::stream::{Failure, FailureKind, ViewOptions},
+    views::answers::Thresholds,
+    views::schema,
+    views::serve,
+    views::tui,
 };
 
 #[derive(Parser)]
@@ -155,10 +156,10 @@ enum Command {
 }
 
 fn parse_probe(name: &str) -> Result<String, String> {
-    match mhpscope::probes::PROBES.iter().find(|p| p.name == name) {
+    match mhpscope::kernel::probes::PROBES.iter().find(|p| p.name == name) {
         Some(p) => Ok(p.name.to_string()),
         None => {
-            let names: Vec<&str> = mhpscope::probes::PROBES.iter().map(|p| p.name).collect();
+            let names: Vec<&str> = mhpscope::kernel::probes::PROBES.iter().map(|p| p.name).collect();
             Err(format!("no probe {name:?}; the probes are: {}", names.join(", ")))
         }
     }
@@ -166,10 +167,13 @@ fn parse_probe(name: &str) -> Result<String, String> {
 
 fn parse_off_by_default(name: &str) -> Result<String, String> {
     let probe = parse_probe(name)?;
-    if mhpscope::probes::off_by_default(&probe).is_some() {
+    if mhpscope::kernel::probes::off_by_default(&probe).is_some() {
         return Ok(probe);
     }
-    let names: Vec<&str> = mhpscope::probes::OFF_BY_DEFAULT.iter().map(|(n, _)| *n).collect();
+    let names: Vec<&str> = mhpscope::kernel::probes::OFF_BY_DEFAULT
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
     Err(format!(
         "{name:?} is on by default; --with takes those that are not: {}",
         names.join(", ")

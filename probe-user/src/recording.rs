@@ -13,9 +13,15 @@ use serde::{
     Deserialize, Deserializer, Serialize,
 };
 
-use crate::{event::Event, frame::Frame, host::Host, model::Layout, probes::ProbeStatus};
+use crate::{
+    kernel::frame::Frame, kernel::host::Host, kernel::probes::ProbeStatus, model::event::Event, model::Layout,
+};
 
 pub mod parallel;
+pub mod replay;
+pub mod source;
+pub mod stream;
+pub mod synth;
 pub mod validate;
 mod wire;
 
@@ -531,7 +537,7 @@ fn kind_of(line: &Line) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Op, ZoneId};
+    use crate::model::event::{Op, ZoneId};
 
     fn header() -> Header {
         Header {
@@ -549,7 +555,7 @@ mod tests {
                 realtime_ns: 2,
             },
             layout: Layout {
-                zone_names: crate::kernel_btf::default_zone_names(),
+                zone_names: crate::kernel::kernel_btf::default_zone_names(),
                 page_size: 4096,
                 struct_page_size: 64,
                 block_size_bytes: 128 << 20,

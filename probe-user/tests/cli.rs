@@ -7,12 +7,12 @@ use std::{
 };
 
 use mhpscope::{
-    event::{Altmap, Event, Op, Span, ZoneId},
-    frame::{BlockFrame, Frame, NodeFrame, ZoneFrame},
-    host::Host,
-    kernel_btf::default_zone_names,
+    kernel::frame::{BlockFrame, Frame, NodeFrame, ZoneFrame},
+    kernel::host::Host,
+    kernel::kernel_btf::default_zone_names,
+    kernel::probes::{ProbeStatus, PROBES},
+    model::event::{Altmap, Event, Op, Span, ZoneId},
     model::Layout,
-    probes::{ProbeStatus, PROBES},
     recording::{Clock, Header, Line, Summary, Writer, FORMAT_VERSION},
 };
 

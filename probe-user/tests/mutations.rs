@@ -9,8 +9,8 @@ use std::{
 };
 
 use mhpscope::{
+    recording::stream::{Stream, Update},
     recording::{parallel, Item, Reader, RecordingError},
-    stream::{Stream, Update},
 };
 use proptest::{prelude::*, sample::Index};
 

@@ -9,10 +9,10 @@ use std::{
 
 use jsonschema::Validator;
 use mhpscope::{
-    event::{AddMoment, Event, NotifyAction, OnlineType, Op, ZoneId},
-    probes_doc::PROBES_SCHEMA_VERSION,
+    model::event::{AddMoment, Event, NotifyAction, OnlineType, Op, ZoneId},
     recording::{Line, FORMAT_VERSION},
-    report::SCHEMA_VERSION,
+    views::probes_doc::PROBES_SCHEMA_VERSION,
+    views::report::SCHEMA_VERSION,
 };
 use serde_json::{json, Value};
 
@@ -173,8 +173,8 @@ fn kinds_missing_from_the_fixtures_validate() {
             requested: OnlineType::OnlineKernel,
             node: 1,
             zone: Some(zone),
-            policy: Some(mhpscope::event::OnlinePolicy {
-                policy: mhpscope::event::OnlinePolicyKind::AutoMovable,
+            policy: Some(mhpscope::model::event::OnlinePolicy {
+                policy: mhpscope::model::event::OnlinePolicyKind::AutoMovable,
                 auto_movable_ratio: Some(301),
             }),
             ret: 0,

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mhpscope::{commands, loader::Options, report::Document, source::Input};
+use mhpscope::{commands, kernel::loader::Options, recording::source::Input, views::report::Document};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

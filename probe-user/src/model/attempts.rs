@@ -25,7 +25,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::recent::Recent;
-use crate::event::{NotifyAction, OnlinePolicy, OnlinePolicyKind, OnlineType, ZoneId};
+use crate::model::event::{NotifyAction, OnlinePolicy, OnlinePolicyKind, OnlineType, ZoneId};
 
 /// Why an online or offline failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]

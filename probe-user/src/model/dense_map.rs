@@ -5,7 +5,7 @@
 //! of them at most, added rarely.
 use std::ops::Index;
 
-use crate::event::ZoneId;
+use crate::model::event::ZoneId;
 
 /// A key that is a small integer in practice, and then has a place in a table.
 pub trait DenseKey: Ord {

@@ -4,6 +4,7 @@ pub mod attempts;
 mod blocks;
 pub mod bursts;
 mod dense_map;
+pub mod event;
 pub mod page_flags;
 pub mod recent;
 pub mod reporting;
@@ -17,9 +18,9 @@ use serde::{Deserialize, Serialize};
 pub use stats::{percentile, DurationSummary, Durations};
 
 use crate::{
-    event::{AddMoment, Event, Op, Span, ZoneId},
-    frame::{Frame, HotplugConfig},
-    probes::{ProbeStatus, MEMMAP_INIT_RANGE, MEMMAP_INIT_ZONE_DEVICE},
+    kernel::frame::{Frame, HotplugConfig},
+    kernel::probes::{ProbeStatus, MEMMAP_INIT_RANGE, MEMMAP_INIT_ZONE_DEVICE},
+    model::event::{AddMoment, Event, Op, Span, ZoneId},
 };
 pub use attempts::{Attempt, AttemptKind, Attempts, BlockCall, DumpedPage, FailReason, Step};
 pub use blocks::Blocks;
@@ -485,10 +486,10 @@ impl Model {
         self.allocs_traced = probes.iter().any(|p| p.name == "mm_page_alloc" && p.attached)
             && probes
                 .iter()
-                .any(|p| p.name == crate::probes::ADD_PAGES && p.attached);
+                .any(|p| p.name == crate::kernel::probes::ADD_PAGES && p.attached);
         self.slowpath_counted = probes
             .iter()
-            .any(|p| p.name == crate::probes::PAGEBLOCK_PFN_TO_PAGE && p.attached);
+            .any(|p| p.name == crate::kernel::probes::PAGEBLOCK_PFN_TO_PAGE && p.attached);
     }
 
     /// Seeds blocks, nodes and zones from the static picture taken at start-up.

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{DurationSummary, Durations};
-use crate::event::{Event, Op, ZoneId};
+use crate::model::event::{Event, Op, ZoneId};
 
 /// A counter sampled as a running total: its latest value, and its rate over the last
 /// sampled interval.

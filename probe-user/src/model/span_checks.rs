@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::dense_map::DenseMap;
-use crate::event::{Span, ZoneId};
+use crate::model::event::{Span, ZoneId};
 
 /// Pages per memory subsection on x86_64 (2 MiB of 4 KiB pages).
 pub const X86_64_SUBSECTION_PAGES: u64 = 512;

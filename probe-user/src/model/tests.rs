@@ -1,8 +1,8 @@
 //! Model tests on synthetic event sequences shaped like what the 6.1 lab guest produces.
 use super::*;
 use crate::{
-    event::Altmap,
-    frame::{BlockFrame, NodeFrame, ZoneFrame},
+    kernel::frame::{BlockFrame, NodeFrame, ZoneFrame},
+    model::event::Altmap,
 };
 
 const MIB: u64 = 1 << 20;
@@ -11,7 +11,7 @@ const MOVABLE: ZoneId = ZoneId { node: 1, zone: 3 };
 
 fn layout() -> Layout {
     Layout {
-        zone_names: crate::kernel_btf::default_zone_names(),
+        zone_names: crate::kernel::kernel_btf::default_zone_names(),
         page_size: 4096,
         struct_page_size: 64,
         block_size_bytes: 128 * MIB,
@@ -419,7 +419,7 @@ fn layout_block_arithmetic() {
 
 #[test]
 fn slow_path_calls_count_only_when_the_counter_runs() {
-    use crate::probes::{ProbeStatus, PAGEBLOCK_PFN_TO_PAGE, PROBES};
+    use crate::kernel::probes::{ProbeStatus, PAGEBLOCK_PFN_TO_PAGE, PROBES};
     let spec = PROBES.iter().find(|p| p.name == PAGEBLOCK_PFN_TO_PAGE).unwrap();
     let mut m = Model::new(layout());
     m.set_probes(&[ProbeStatus::failed(spec, "off by default", Vec::new())]);

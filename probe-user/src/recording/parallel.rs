@@ -12,7 +12,7 @@ use std::{
 };
 
 use super::{Checks, Line, RecordingError, Summary};
-use crate::event::Event;
+use crate::model::event::Event;
 
 /// Bytes per chunk (then up to the end of the line): a few thousand events.
 pub const CHUNK_BYTES: usize = 512 << 10;

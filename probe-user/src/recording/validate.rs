@@ -14,8 +14,8 @@
 use std::fmt;
 
 use crate::{
-    event::{Altmap, Event, Op, Span, ZoneId},
-    frame::Frame,
+    kernel::frame::Frame,
+    model::event::{Altmap, Event, Op, Span, ZoneId},
     model::Layout,
 };
 
@@ -304,7 +304,7 @@ fn hot_add(op: &Op, l: &Limits) -> Check {
         } => {
             phys(k, start, size)?;
             blocks(k, "size", start / l.page_size, size.div_ceil(l.page_size), l)?;
-            if mhp_flags & crate::event::mhp::NID_IS_MGID != 0 {
+            if mhp_flags & crate::model::event::mhp::NID_IS_MGID != 0 {
                 // A memory group id (xa_limit_31b): any non-negative int.
                 if nid_arg < 0 {
                     return Err(bad(
@@ -889,7 +889,7 @@ mod tests {
     use crate::recording::wire::tests::every_kind_of_event;
 
     fn limits() -> Limits {
-        Limits::new(&crate::synth::layout())
+        Limits::new(&crate::recording::synth::layout())
     }
 
     fn check(op: Op) -> Result<(), String> {
@@ -1020,7 +1020,7 @@ mod tests {
         .is_err());
         assert!(check(Op::BlockOnline {
             pfn: 0x100001,
-            requested: crate::event::OnlineType::Online,
+            requested: crate::model::event::OnlineType::Online,
             node: 1,
             zone: None,
             policy: None,
@@ -1049,16 +1049,16 @@ mod tests {
             let h = r.header().unwrap();
             assert_eq!(header(&h), Ok(()), "{}", path.display());
         }
-        let mut l = crate::synth::layout();
+        let mut l = crate::recording::synth::layout();
         l.page_size = 0;
         assert!(layout(&l)
             .unwrap_err()
             .to_string()
             .starts_with("header.layout.page_size 0"));
-        let mut l = crate::synth::layout();
+        let mut l = crate::recording::synth::layout();
         l.block_size_bytes = 3 << 27;
         assert!(layout(&l).is_err());
-        let mut l = crate::synth::layout();
+        let mut l = crate::recording::synth::layout();
         l.zone_names.clear();
         assert!(layout(&l).is_err());
     }

@@ -15,7 +15,9 @@ use serde::{
     Deserialize, Deserializer,
 };
 
-use crate::event::{AddMoment, Altmap, Event, NotifyAction, OnlinePolicy, OnlineType, Op, Span, ZoneId};
+use crate::model::event::{
+    AddMoment, Altmap, Event, NotifyAction, OnlinePolicy, OnlineType, Op, Span, ZoneId,
+};
 
 /// An event, its `op` read by [`op`].
 pub fn event<'de, D: Deserializer<'de>>(d: D) -> Result<Event, D::Error> {
