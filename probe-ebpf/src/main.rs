@@ -955,12 +955,12 @@ fn count_request() -> u32 {
 
 // __page_reporting_notify(void): a free at or above page_reporting_order asked for reporting.
 #[fentry]
-pub fn page_reporting_notify_fentry(_ctx: FEntryContext) -> u32 {
+pub fn report_notify_fentry(_ctx: FEntryContext) -> u32 {
     count_request()
 }
 
 #[kprobe]
-pub fn page_reporting_notify_kprobe(_ctx: ProbeContext) -> u32 {
+pub fn report_notify_kprobe(_ctx: ProbeContext) -> u32 {
     count_request()
 }
 
@@ -1099,17 +1099,17 @@ traced!(
 
 traced!(
     kind::MEMORY_SUBSYS_ONLINE,
-    memory_subsys_online_fentry,
-    memory_subsys_online_fexit,
-    memory_subsys_online_kprobe,
-    memory_subsys_online_kretprobe
+    subsys_online_fentry,
+    subsys_online_fexit,
+    subsys_online_kprobe,
+    subsys_online_kretprobe
 );
 traced!(
     kind::MEMORY_SUBSYS_OFFLINE,
-    memory_subsys_offline_fentry,
-    memory_subsys_offline_fexit,
-    memory_subsys_offline_kprobe,
-    memory_subsys_offline_kretprobe
+    subsys_offline_fentry,
+    subsys_offline_fexit,
+    subsys_offline_kprobe,
+    subsys_offline_kretprobe
 );
 traced!(
     kind::START_ISOLATE_PAGE_RANGE,
@@ -1164,10 +1164,10 @@ traced!(
 );
 traced!(
     kind::PAGE_REPORTING_PROCESS,
-    page_reporting_process_fentry,
-    page_reporting_process_fexit,
-    page_reporting_process_kprobe,
-    page_reporting_process_kretprobe
+    report_cycle_fentry,
+    report_cycle_fexit,
+    report_cycle_kprobe,
+    report_cycle_kretprobe
 );
 // The virtio-balloon report callback, in the virtio_balloon module: only the kprobe pair
 // attaches (see probes.rs); the fentry pair is there for a loader that can pass module BTF.
@@ -1180,10 +1180,10 @@ traced!(
 );
 traced!(
     kind::PAGE_REPORTING_REGISTER,
-    page_reporting_register_fentry,
-    page_reporting_register_fexit,
-    page_reporting_register_kprobe,
-    page_reporting_register_kretprobe
+    report_register_fentry,
+    report_register_fexit,
+    report_register_kprobe,
+    report_register_kretprobe
 );
 
 // ---- offline_pages' tracepoints --------------------------------------------------------------

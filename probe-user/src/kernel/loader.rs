@@ -18,7 +18,8 @@ use crate::{
     kernel::probes::{module_of, INSIDE_REPORT_CYCLE, PAGE_REPORTING_ORDER_SYM, PAGE_REPORTING_PROCESS},
     kernel::probes::{
         off_by_default, Attempt, FailureCoverage, Method, ProbeSpec, ProbeStatus, Way, ADD_PAGES,
-        INSIDE_OFFLINE_PAGES, NODE_DATA, NODE_FREE_PAGES, OFFLINE_PAGES, PROBES, VMEMMAP_BASE,
+        INSIDE_OFFLINE_PAGES, KERNEL_PROGRAM_NAME_LEN, NODE_DATA, NODE_FREE_PAGES, OFFLINE_PAGES, PROBES,
+        VMEMMAP_BASE,
     },
     model::event::ZoneId,
     model::ProbeCost,
@@ -383,7 +384,6 @@ pub fn load(host: &Host, opts: &Options) -> Tracer {
 /// have cost so far, per probe: found among all loaded programs by name (the kernel keeps the
 /// first 15 bytes), our own excluded. Needs the privileges that loading needs.
 pub fn running_instance_costs(own: &Tracer) -> Result<std::collections::BTreeMap<String, ProbeCost>, String> {
-    const NAME_LEN: usize = 15;
     let own_ids: Vec<u32> = own
         .ebpf
         .as_ref()
@@ -399,7 +399,7 @@ pub fn running_instance_costs(own: &Tracer) -> Result<std::collections::BTreeMap
         for alt in spec.alternatives {
             for prog in alt.way.programs() {
                 let b = prog.as_bytes();
-                names.push((&b[..b.len().min(NAME_LEN)], spec.name));
+                names.push((&b[..b.len().min(KERNEL_PROGRAM_NAME_LEN)], spec.name));
             }
         }
     }

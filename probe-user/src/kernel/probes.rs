@@ -494,13 +494,13 @@ pub const PROBES: &[ProbeSpec] = &[
         name: "memory_subsys_online",
         needs: MEMORY_BLOCK,
         shows: "block online attempts: block, requested online type, node, zone, result (refusals before online_pages too)",
-        alternatives: pair!("memory_subsys_online", "memory_subsys_online"),
+        alternatives: pair!("memory_subsys_online", "subsys_online"),
     },
     ProbeSpec {
         name: "memory_subsys_offline",
         needs: MEMORY_BLOCK,
         shows: "block offline attempts: block, node, zone, result (blocks with no single zone are refused here)",
-        alternatives: pair!("memory_subsys_offline", "memory_subsys_offline"),
+        alternatives: pair!("memory_subsys_offline", "subsys_offline"),
     },
     ProbeSpec {
         name: "memory_notify",
@@ -720,13 +720,13 @@ pub const PROBES: &[ProbeSpec] = &[
         name: PAGE_REPORTING_REGISTER,
         needs: &["page_reporting_dev_info.order"],
         shows: "free page reporting device registered: the order chosen (page_reporting_order, from /proc/kallsyms), the device's order and capacity",
-        alternatives: pair!("page_reporting_register", "page_reporting_register"),
+        alternatives: pair!("page_reporting_register", "report_register"),
     },
     ProbeSpec {
         name: PAGE_REPORTING_PROCESS,
         needs: &[],
         shows: "free page reporting cycles: duration, reports, bytes and pages handed to the host (opens the per-CPU gate of the isolate/put-back counters)",
-        alternatives: pair!("page_reporting_process", "page_reporting_process"),
+        alternatives: pair!("page_reporting_process", "report_cycle"),
     },
     ProbeSpec {
         name: PAGE_REPORT,
@@ -785,7 +785,7 @@ pub const PROBES: &[ProbeSpec] = &[
         shows: "how often free page reporting is requested (frees at or above page_reporting_order; a per-CPU counter)",
         alternatives: entry_counter!(
             "__page_reporting_notify",
-            "page_reporting_notify",
+            "report_notify",
             "several times the cost per call, on frees of large blocks"
         ),
     },
@@ -1015,8 +1015,32 @@ impl ProbeStatus {
     }
 }
 
+/// The kernel keeps a BPF program's name to this many bytes (BPF_OBJ_NAME_LEN - 1): what
+/// `mhpscope probes` matches other instances' programs by.
+pub const KERNEL_PROGRAM_NAME_LEN: usize = 15;
+
 #[cfg(test)]
 mod tests {
+
+    /// Another running instance's programs are found by the name the kernel kept: no two
+    /// probes' programs may share it, or one probe's runs are shown as another's.
+    #[test]
+    fn program_names_stay_apart_in_the_kernels_15_bytes() {
+        let mut owner: std::collections::BTreeMap<&str, &str> = Default::default();
+        for spec in PROBES {
+            for alt in spec.alternatives {
+                for prog in alt.way.programs() {
+                    let kept = &prog[..prog.len().min(KERNEL_PROGRAM_NAME_LEN)];
+                    let first = *owner.entry(kept).or_insert(spec.name);
+                    assert_eq!(
+                        first, spec.name,
+                        "{prog} of {} is kept as {kept:?}, as a program of {first} is",
+                        spec.name
+                    );
+                }
+            }
+        }
+    }
     use super::*;
 
     #[test]
