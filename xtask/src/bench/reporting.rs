@@ -6,8 +6,10 @@
 //!    allocated, touched and freed each time), each timed; the median run is kept, since a
 //!    report cycle, asked for by the first free, may land in one of them. Under mhpscope the
 //!    allocations pass `kmem:mm_page_alloc` and the frees that reach page_reporting_order pass
-//!    `__page_reporting_notify`; its per-CPU gate on `__isolate_free_page` and
-//!    `__putback_isolated_page` answers for compaction's calls outside cycles.
+//!    `__page_reporting_notify`. Then one compaction (`/proc/sys/vm/compact_memory`), timed:
+//!    its free scanner isolates pages with `__isolate_free_page`, where mhpscope's per-CPU
+//!    gate costs its one check outside report cycles (`compact_isolated` in /proc/vmstat
+//!    counts the pages it isolated).
 //! 2. A report cycle: reporting is left to go quiet, `dd` frees `CYCLE_MIB`, and for `WINDOW`
 //!    the guest sleeps while the cycle it asked for (2 s later) reports what it freed. The
 //!    guest's busy CPU time over the window (/proc/schedstat: every CPU's task run time, the
@@ -59,14 +61,19 @@ const FNS: &str = "now() { while read t1 t2 t3 t4; do [ \"$t1 $t2\" = 'now at' ]
                    busy() { b=0; while read n f1 f2 f3 f4 f5 f6 f7 rest; do \
                    case $n in cpu[0-9]*) b=$((b + f7));; esac; done < /proc/schedstat; }";
 
-/// Part 1's script: prints each dd run's guest time (ns), one line.
-fn free_script() -> String {
+/// Part 1's script: prints each dd run's guest time (ns) on one line, then the compaction's
+/// guest time (ns) and the pages it isolated. `compact` is the compaction's trigger file.
+fn free_script(compact: &str) -> String {
     format!(
-        "( {FNS}; runs=''; i=0; while [ $i -lt {DD_RUNS} ]; do now; s=$c; \
+        "( {FNS}; isolated() {{ while read k v; do [ $k = compact_isolated ] && iso=$v; done < /proc/vmstat; }}; \
+         runs=''; i=0; while [ $i -lt {DD_RUNS} ]; do now; s=$c; \
          dd if=/dev/zero of=/dev/null bs={DD_MIB}M count=1 2>/dev/null || exit 1; now; runs=\"$runs $((c - s))\"; i=$((i + 1)); done; \
-         echo $runs )"
+         echo $runs; iso=0; isolated; i0=$iso; now; s=$c; echo 1 > {compact} || exit 1; now; isolated; \
+         echo $((c - s)); echo $((iso - i0)) )"
     )
 }
+
+const COMPACT: &str = "/proc/sys/vm/compact_memory";
 
 /// Part 2's window: prints the busy CPU time (ns) and the window's guest time (ns).
 fn window_script() -> String {
@@ -80,8 +87,10 @@ fn window_script() -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub mode: Mode,
-    /// Part 1: the median dd run (ns).
+    /// Part 1: the median dd run (ns); the compaction (ns) and the pages it isolated.
     pub dd_ns: u64,
+    pub compact_ns: u64,
+    pub compact_isolated: u64,
     /// Part 2: busy CPU over the window (ns), the window (ns), qemu's RSS fall (KiB).
     pub busy_ns: u64,
     pub window_ns: u64,
@@ -97,9 +106,14 @@ fn numbers(line: Option<&str>) -> Vec<u64> {
 
 impl Bench<'_> {
     fn reporting_parts(&mut self, mode: Mode) -> Result<Sample> {
-        let out = self.sh(&free_script(), 600)?;
-        let mut runs = numbers(out.trim().lines().last());
-        anyhow::ensure!(runs.len() == DD_RUNS as usize, "dd timings: {out:?}");
+        let out = self.sh(&free_script(COMPACT), 600)?;
+        let mut lines = out.trim().lines().rev();
+        let (isolated, compact, runs) = (numbers(lines.next()), numbers(lines.next()), lines.next());
+        let mut runs = numbers(runs);
+        anyhow::ensure!(
+            runs.len() == DD_RUNS as usize && compact.len() == 1 && isolated.len() == 1,
+            "dd and compaction timings: {out:?}"
+        );
         runs.sort_unstable();
         let dd_ns = median(&runs);
         self.sh(&format!("sleep {}", QUIET.as_secs()), 60)?;
@@ -118,6 +132,8 @@ impl Bench<'_> {
         Ok(Sample {
             mode,
             dd_ns,
+            compact_ns: compact[0],
+            compact_isolated: isolated[0],
             busy_ns,
             window_ns,
             rss_fall_kib: high.saturating_sub(low),
@@ -188,11 +204,15 @@ pub fn report(
         let mid = |f: fn(&Sample) -> u64| median(&of.iter().map(|s| f(s)).collect::<Vec<_>>());
         let dd = ratios(samples, mode, |s| s.dd_ns);
         let busy = ratios(samples, mode, |s| s.busy_ns);
+        let compact = ratios(samples, mode, |s| s.compact_ns);
         println!(
-            "bench:   {:<16} dd {:>8.2} ms x{:.3}   cycle window busy {:>8.2} ms x{:.3}   qemu RSS fell {} MiB",
+            "bench:   {:<16} dd {:>8.2} ms x{:.3}   compaction {:>8.2} ms x{:.3} ({} pages isolated)   cycle window busy {:>8.2} ms x{:.3}   qemu RSS fell {} MiB",
             mode.name(),
             mid(|s| s.dd_ns) as f64 / 1e6,
             median(&dd),
+            mid(|s| s.compact_ns) as f64 / 1e6,
+            median(&compact),
+            mid(|s| s.compact_isolated),
             mid(|s| s.busy_ns) as f64 / 1e6,
             median(&busy),
             mid(|s| s.rss_fall_kib) >> 10
@@ -201,6 +221,9 @@ pub fn report(
             "mode": mode.name(),
             "dd_ns": of.iter().map(|s| s.dd_ns).collect::<Vec<_>>(),
             "dd_ratios": dd,
+            "compact_ns": of.iter().map(|s| s.compact_ns).collect::<Vec<_>>(),
+            "compact_ratios": compact,
+            "compact_isolated": of.iter().map(|s| s.compact_isolated).collect::<Vec<_>>(),
             "busy_ns": of.iter().map(|s| s.busy_ns).collect::<Vec<_>>(),
             "busy_ratios": busy,
             "window_ns": of.iter().map(|s| s.window_ns).collect::<Vec<_>>(),
@@ -247,9 +270,16 @@ mod tests {
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             String::from_utf8(out.stdout).unwrap()
         };
-        let text = run(free_script().replace(&format!("bs={DD_MIB}M"), "bs=1M"));
+        // The compaction's trigger is a scratch file here: this test changes nothing.
+        let scratch = std::env::temp_dir().join(format!("bench-compact-{}", std::process::id()));
+        let script = free_script(scratch.to_str().unwrap()).replace(&format!("bs={DD_MIB}M"), "bs=1M");
+        let text = run(script);
+        let _ = std::fs::remove_file(&scratch);
         let lines: Vec<&str> = text.trim().lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
         assert_eq!(lines.last(), Some(&"alive"), "{text}");
+        assert!(numbers(Some(lines[1]))[0] > 0, "{text}");
+        assert_eq!(numbers(Some(lines[2])).len(), 1, "{text}");
         let runs = numbers(lines.first().copied());
         assert_eq!(runs.len(), DD_RUNS as usize, "{text}");
         assert!(runs.iter().all(|&ns| ns > 0 && ns < 10_000_000_000), "{text}");
