@@ -89,7 +89,7 @@ fn main() {
     );
 
     let t = Instant::now();
-    let doc = stream.document().expect("a header");
+    let doc = mhpscope::views::report::Document::of_stream(&stream, Default::default()).expect("a header");
     println!("Document::build:                  {:>8.3?}", t.elapsed());
     let t = Instant::now();
     let text = doc.to_text();

@@ -14,9 +14,10 @@ use crate::{
     kernel::loader::{self, Options},
     kernel::probes::{contiguity_note, FailureCoverage, ProbeStatus},
     recording::source::{self, Input},
-    recording::stream::{Stream, Update, ViewOptions},
+    recording::stream::{Stream, Update},
     recording::{self, Line},
     views::report::{fmt_ns, Document},
+    views::ViewOptions,
 };
 
 /// A file, or stdout for none or `-`.
@@ -220,7 +221,7 @@ fn terminal_width() -> Option<u16> {
 /// gives the report of what it holds, its `truncated` set.
 pub fn collect(opts: &Options, input: Input, view: ViewOptions) -> Result<Document> {
     let live = input.is_live();
-    let mut stream = Stream::new(input.origin()).with_view(view);
+    let mut stream = Stream::new(input.origin()).with_keep(view.keep);
     let feed = source::spawn(input, opts);
     for update in feed.rx.iter() {
         if live {
@@ -239,7 +240,7 @@ pub fn collect(opts: &Options, input: Input, view: ViewOptions) -> Result<Docume
     // A summary, or a recording cut short (the document says so): everything it holds.
     match (
         stream.summary.is_some() || stream.truncated.is_some(),
-        stream.document(),
+        Document::of_stream(&stream, view.thresholds),
     ) {
         (true, Some(doc)) => Ok(doc),
         _ => bail!("the source ended without a summary"),

@@ -7,11 +7,12 @@ use mhpscope::{
     kernel::loader::Options,
     kernel::probes::Method,
     recording::source::Input,
-    recording::stream::{Failure, FailureKind, ViewOptions},
+    recording::stream::{Failure, FailureKind},
     views::answers::Thresholds,
     views::schema,
     views::serve,
     views::tui,
+    views::ViewOptions,
 };
 
 #[derive(Parser)]

@@ -9,4 +9,25 @@ pub mod probes_doc;
 pub mod report;
 pub mod schema;
 pub mod serve;
+pub mod snapshot;
 pub mod tui;
+
+use answers::Thresholds;
+
+/// How views judge and how much history the model keeps (`--headroom-warn`,
+/// `--online-grace`, `--keep`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ViewOptions {
+    pub thresholds: Thresholds,
+    /// Entries of each history to keep; 0 keeps everything.
+    pub keep: usize,
+}
+
+impl Default for ViewOptions {
+    fn default() -> ViewOptions {
+        ViewOptions {
+            thresholds: Thresholds::default(),
+            keep: crate::model::DEFAULT_KEEP,
+        }
+    }
+}

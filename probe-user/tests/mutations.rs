@@ -194,7 +194,7 @@ fn render(stream: &mut Stream, result: &Result<(), RecordingError>) {
             stream.apply(Update::Truncated(w));
         }
     }
-    if let Some(doc) = stream.document() {
+    if let Some(doc) = mhpscope::views::report::Document::of_stream(stream, Default::default()) {
         let text = doc.to_text();
         assert!(!text.is_empty());
         let json = doc.to_json();

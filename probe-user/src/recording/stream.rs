@@ -1,13 +1,13 @@
 //! One stream, many views: the state that `report`, `top` and `serve` all build from the same
 //! sequence of recording lines, whether those come from the kernel, a file or a pipe.
-use std::{cell::RefCell, collections::VecDeque, sync::Arc};
+//! It knows no view: each view reads its model (and `views::snapshot` caches the report
+//! document built from it).
+use std::collections::VecDeque;
 
 use crate::{
     model::event::Event,
     model::Model,
     recording::{Header, Summary},
-    views::answers::Thresholds,
-    views::report::{Document, Source},
 };
 
 /// Events kept for an event log (`top`): enough to scroll back through, bounded for a long run.
@@ -53,24 +53,6 @@ pub enum Update {
     Truncated(String),
 }
 
-/// How views judge and how much history they keep (`--headroom-warn`, `--online-grace`,
-/// `--keep`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ViewOptions {
-    pub thresholds: Thresholds,
-    /// Entries of each history to keep; 0 keeps everything.
-    pub keep: usize,
-}
-
-impl Default for ViewOptions {
-    fn default() -> ViewOptions {
-        ViewOptions {
-            thresholds: Thresholds::default(),
-            keep: crate::model::DEFAULT_KEEP,
-        }
-    }
-}
-
 /// The model of one stream and what is known about its source.
 pub struct Stream {
     /// "live", a file name or "stdin".
@@ -86,13 +68,11 @@ pub struct Stream {
     pub last_ts_ns: u64,
     /// The latest events applied, oldest first (at most `RECENT_EVENTS`).
     pub recent: VecDeque<Event>,
-    /// What the answers judge by (`--headroom-warn`, `--online-grace`).
-    pub thresholds: Thresholds,
     /// How many entries of each history the model keeps (`--keep`).
     pub keep: usize,
-    /// Updates applied so far, and the document built at which of them.
+    /// Updates applied so far: a view caching what it built from the stream rebuilds it only
+    /// when this moved.
     generation: u64,
-    snapshot: RefCell<Option<(u64, Arc<Document>)>>,
 }
 
 impl Stream {
@@ -106,17 +86,20 @@ impl Stream {
             truncated: None,
             last_ts_ns: 0,
             recent: VecDeque::new(),
-            thresholds: Thresholds::default(),
             keep: crate::model::DEFAULT_KEEP,
             generation: 0,
-            snapshot: RefCell::new(None),
         }
     }
 
-    pub fn with_view(mut self, view: ViewOptions) -> Stream {
-        self.thresholds = view.thresholds;
-        self.keep = view.keep;
+    /// Entries of each history the model keeps; 0 keeps everything.
+    pub fn with_keep(mut self, keep: usize) -> Stream {
+        self.keep = keep;
         self
+    }
+
+    /// Updates applied so far.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn apply(&mut self, update: Update) {
@@ -180,64 +163,5 @@ impl Stream {
             (None, Some(h)) => self.last_ts_ns.saturating_sub(h.clock.monotonic_ns),
             (None, None) => 0,
         }
-    }
-
-    /// The document as of the last change: built again only after an update changed the stream,
-    /// so a view redrawing (a terminal resize, a key) reads the one it has.
-    pub fn snapshot(&self) -> Option<Arc<Document>> {
-        let mut cache = self.snapshot.borrow_mut();
-        if let Some((generation, doc)) = cache.as_ref() {
-            if *generation == self.generation {
-                return Some(doc.clone());
-            }
-        }
-        let doc = Arc::new(self.document()?);
-        *cache = Some((self.generation, doc.clone()));
-        Some(doc)
-    }
-
-    /// The report document of everything seen so far; None before the header.
-    pub fn document(&self) -> Option<Document> {
-        let (header, model) = (self.header.as_ref()?, self.model.as_ref()?);
-        let mut doc = Document::build(
-            model,
-            Source {
-                kernel_release: header.host.kernel_release.clone(),
-                probes: header.probes.clone(),
-                duration_ns: self.duration_ns(),
-                undecodable_events: self.summary.as_ref().map_or(0, |s| s.undecodable_events),
-                origin: self.origin.clone(),
-            },
-            self.thresholds,
-        );
-        doc.truncated = self.truncated.clone();
-        Some(doc)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::recording::{Item, Reader};
-
-    #[test]
-    fn a_snapshot_is_built_again_only_after_an_update() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hotplug-6.1.ndjson");
-        let mut reader = Reader::open(&path).unwrap();
-        let mut stream = Stream::new("t");
-        assert!(stream.snapshot().is_none(), "nothing before the header");
-        stream.apply(Update::Header(Box::new(reader.header().unwrap())));
-        let first = stream.snapshot().unwrap();
-        assert!(
-            Arc::ptr_eq(&first, &stream.snapshot().unwrap()),
-            "no update: the same one"
-        );
-        let Some(Item::Event(ev)) = reader.next_item().unwrap() else {
-            panic!("an event after the header")
-        };
-        stream.apply(Update::Event(ev));
-        let second = stream.snapshot().unwrap();
-        assert!(!Arc::ptr_eq(&first, &second));
-        assert_eq!((first.events, second.events), (0, 1));
     }
 }

@@ -416,8 +416,12 @@ mod tests {
             }
         }
         assert_eq!(
-            batched.document().unwrap().to_json(),
-            stream.document().unwrap().to_json()
+            crate::views::report::Document::of_stream(&batched, Default::default())
+                .unwrap()
+                .to_json(),
+            crate::views::report::Document::of_stream(&stream, Default::default())
+                .unwrap()
+                .to_json()
         );
         assert_eq!(batched.recent.len(), stream.recent.len());
 
@@ -428,7 +432,7 @@ mod tests {
         assert_eq!(m.blocks[999].node, Some(3));
         assert_eq!(m.blocks[1002].state, BlockState::Removed);
         // One range per node, then the cycled blocks (one hot-add each).
-        let doc = stream.document().unwrap();
+        let doc = crate::views::report::Document::of_stream(&stream, Default::default()).unwrap();
         assert_eq!(doc.blocks.iter().map(|b| b.count).sum::<u64>(), 1003);
         assert_eq!(
             doc.blocks.len(),

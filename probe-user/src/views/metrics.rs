@@ -21,6 +21,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
+use crate::views::answers::Thresholds;
 use crate::{
     model::event::ZoneId,
     model::AttemptKind,
@@ -39,10 +40,11 @@ pub fn duration_buckets() -> Vec<f64> {
     exponential_buckets(10e-6, 2.0, 21).collect()
 }
 
-/// A registry whose only collector reads `stream` at each scrape.
-pub fn registry(stream: Arc<Mutex<Stream>>) -> Registry {
+/// A registry whose only collector reads `stream` at each scrape; the answers are judged by
+/// `thresholds`.
+pub fn registry(stream: Arc<Mutex<Stream>>, thresholds: Thresholds) -> Registry {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(StreamCollector { stream }));
+    registry.register_collector(Box::new(StreamCollector { stream, thresholds }));
     registry
 }
 
@@ -55,6 +57,7 @@ pub fn encode(registry: &Registry) -> Result<String, fmt::Error> {
 
 pub struct StreamCollector {
     stream: Arc<Mutex<Stream>>,
+    thresholds: Thresholds,
 }
 
 impl fmt::Debug for StreamCollector {
@@ -67,13 +70,13 @@ impl Collector for StreamCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         // A panic elsewhere while the lock was held leaves the stream as it was: still worth serving.
         let stream = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
-        write_stream(&stream, &mut encoder)
+        write_stream(&stream, self.thresholds, &mut encoder)
     }
 }
 
 type Labels = Vec<(&'static str, String)>;
 
-fn write_stream(s: &Stream, enc: &mut DescriptorEncoder) -> fmt::Result {
+fn write_stream(s: &Stream, thresholds: Thresholds, enc: &mut DescriptorEncoder) -> fmt::Result {
     let ended = match (&s.summary, s.failure.is_some() || s.truncated.is_some()) {
         (Some(_), _) => 1,
         (None, true) => 2,
@@ -174,7 +177,7 @@ fn write_stream(s: &Stream, enc: &mut DescriptorEncoder) -> fmt::Result {
         .iter()
         .any(|p| p.name == crate::kernel::probes::PAGE_REPORTING_PROCESS && p.attached);
     write_reporting(model, reporting_traced, enc)?;
-    write_answers(model, s.thresholds, enc)
+    write_answers(model, thresholds, enc)
 }
 
 /// Free page reporting: cycles, reports and the host's ack wait, bytes per zone and order.
@@ -881,7 +884,7 @@ mod tests {
     }
 
     fn scrape(s: Stream) -> (String, Vec<Sample>) {
-        let text = encode(&registry(Arc::new(Mutex::new(s)))).unwrap();
+        let text = encode(&registry(Arc::new(Mutex::new(s)), Thresholds::default())).unwrap();
         let samples = text.lines().filter(|l| !l.starts_with('#')).map(parse).collect();
         (text, samples)
     }
@@ -924,7 +927,7 @@ mod tests {
     }
 
     fn document(name: &str) -> Document {
-        stream_of(name, None).document().unwrap()
+        Document::of_stream(&stream_of(name, None), Thresholds::default()).unwrap()
     }
 
     #[test]

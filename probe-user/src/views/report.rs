@@ -447,6 +447,24 @@ fn placement_doc(model: &Model, h: &HotAdd) -> PlacementDoc {
 }
 
 impl Document {
+    /// The document of everything a stream has seen so far; None before its header.
+    pub fn of_stream(stream: &crate::recording::stream::Stream, thresholds: Thresholds) -> Option<Document> {
+        let (header, model) = (stream.header.as_ref()?, stream.model.as_ref()?);
+        let mut doc = Document::build(
+            model,
+            Source {
+                kernel_release: header.host.kernel_release.clone(),
+                probes: header.probes.clone(),
+                duration_ns: stream.duration_ns(),
+                undecodable_events: stream.summary.as_ref().map_or(0, |s| s.undecodable_events),
+                origin: stream.origin.clone(),
+            },
+            thresholds,
+        );
+        doc.truncated = stream.truncated.clone();
+        Some(doc)
+    }
+
     pub fn build(model: &Model, source: Source, thresholds: Thresholds) -> Document {
         let l = &model.layout;
         let (ram_init_bursts, device_init_bursts) = model.init_bursts(BURST_GAP_NS);

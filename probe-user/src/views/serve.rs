@@ -25,8 +25,9 @@ use crate::{
     kernel::loader::Options,
     recording::replay::Player,
     recording::source::{self, Feed, Input},
-    recording::stream::{Failure, Stream, Update, ViewOptions},
+    recording::stream::{Failure, Stream, Update},
     views::metrics,
+    views::ViewOptions,
 };
 
 /// How often the source's updates are applied: often enough that a scrape is never stale by
@@ -55,7 +56,7 @@ pub async fn run(
     })
     .await
     .context("waiting for the source")?;
-    let mut stream = Stream::new(origin.clone()).with_view(view);
+    let mut stream = Stream::new(origin.clone()).with_keep(view.keep);
     match first {
         Ok(Update::Failed(f)) => return Err(f.into()),
         Ok(update) => stream.apply(update),
@@ -75,7 +76,7 @@ pub async fn run(
     let app = Router::new()
         .route("/metrics", get(serve_metrics))
         .route("/", get(index))
-        .with_state(Arc::new(metrics::registry(stream)));
+        .with_state(Arc::new(metrics::registry(stream, view.thresholds)));
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             tokio::select! {

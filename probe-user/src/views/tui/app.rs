@@ -87,6 +87,8 @@ pub struct App {
     pub help: bool,
     /// Draw without colours (NO_COLOR is set): bold and reverse still mark focus and alarms.
     pub no_color: bool,
+    /// The report document the panes read, rebuilt only after the stream changed.
+    pub snapshots: crate::views::snapshot::Snapshots,
 }
 
 impl Default for App {
@@ -105,6 +107,7 @@ impl App {
             prompt_error: None,
             no_color: false,
             help: false,
+            snapshots: Default::default(),
         }
     }
 

@@ -30,7 +30,8 @@ use crate::{
     kernel::loader::Options,
     recording::replay::Player,
     recording::source::{self, Feed, Input},
-    recording::stream::{Stream, Update, ViewOptions},
+    recording::stream::{Stream, Update},
+    views::ViewOptions,
 };
 
 /// How long to wait for a key before looking at the source again: events reach the screen
@@ -47,7 +48,7 @@ pub fn run(opts: &Options, input: Input, speed: f64, view: ViewOptions) -> Resul
     }
     let live = input.is_live();
     let player = Player::new(input.is_replay().then_some(speed));
-    let mut stream = Stream::new(input.origin()).with_view(view);
+    let mut stream = Stream::new(input.origin()).with_keep(view.keep);
     let feed = source::spawn(input, opts);
     // The terminal is left alone until the source has shown that it works: a failure (no
     // privileges, no probe attached, a bad file) is then an ordinary error message.
@@ -67,7 +68,8 @@ pub fn run(opts: &Options, input: Input, speed: f64, view: ViewOptions) -> Resul
     if !live {
         signals::install();
     }
-    let result = with_terminal(|terminal| event_loop(terminal, &feed, &mut stream, player, live));
+    let result =
+        with_terminal(|terminal| event_loop(terminal, &feed, &mut stream, player, live, view.thresholds));
     feed.stop();
     result
 }
@@ -99,8 +101,10 @@ fn event_loop(
     stream: &mut Stream,
     mut player: Player,
     live: bool,
+    thresholds: crate::views::answers::Thresholds,
 ) -> Result<()> {
     let mut app = App::new();
+    app.snapshots = crate::views::snapshot::Snapshots::new(thresholds);
     // https://no-color.org: a non-empty NO_COLOR turns colours off.
     app.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let mut changed = true;

@@ -52,7 +52,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, stream: &Stream, replay: &Replay) 
     let failure_height = failure.as_ref().map_or(0, |l| {
         (l.width() as u16).div_ceil(area.width).min(MAX_FAILURE_LINES)
     });
-    let doc = stream.snapshot();
+    let doc = app.snapshots.get(stream);
     let answers = doc
         .as_ref()
         .map_or_else(Vec::new, |d| answer_lines(d, area.width as usize));
